@@ -1,0 +1,63 @@
+import Foundation
+
+/// One request's head, readable while the request is being served on its connection's thread.
+///
+/// Header and query values are looked up in the server library's own parsed tables, so a request carries no
+/// copies of headers nobody asks for.
+public final class HTTPRequest {
+    /// The request method, upper case as the client sent it.
+    public let method: String
+    /// The path, percent-decoded, without the query string.
+    public let path: String
+    /// An identifier for this request, unique within the process, for logs and the `X-Request-Id` header.
+    public let requestID: String
+    private let lookup: HTTPHeaderLookup
+
+    init(method: String, path: String, requestID: String, lookup: HTTPHeaderLookup) {
+        self.method = method
+        self.path = path
+        self.requestID = requestID
+        self.lookup = lookup
+    }
+
+    /// The value of a request header, matched without regard to case.
+    public func header(_ name: String) -> String? {
+        lookup.header(name)
+    }
+
+    /// The value of a query parameter, percent-decoded.
+    public func query(_ name: String) -> String? {
+        lookup.query(name)
+    }
+
+    /// The peer's IP address as text.
+    public var remoteAddress: String {
+        lookup.remoteAddress()
+    }
+}
+
+/// Where a request finds its headers: the live connection in the server, or a table in tests.
+protocol HTTPHeaderLookup {
+    func header(_ name: String) -> String?
+    func query(_ name: String) -> String?
+    func remoteAddress() -> String
+}
+
+/// A request made without a server, for exercising handlers in process.
+public struct HTTPTestRequest: HTTPHeaderLookup {
+    let headers: [String: String]
+    let queries: [String: String]
+
+    /// Makes a request with the given method, path, headers and query parameters.
+    public static func make(
+        method: String, path: String, headers: [String: String] = [:], query: [String: String] = [:]
+    ) -> HTTPRequest {
+        let lowered = Dictionary(headers.map { ($0.key.lowercased(), $0.value) }) { first, _ in first }
+        let lookup = HTTPTestRequest(headers: lowered, queries: query)
+        return HTTPRequest(method: method, path: path, requestID: "test", lookup: lookup)
+    }
+
+    func header(_ name: String) -> String? { headers[name.lowercased()] }
+    func query(_ name: String) -> String? { queries[name] }
+    func remoteAddress() -> String { "127.0.0.1" }
+}

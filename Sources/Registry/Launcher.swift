@@ -1,0 +1,87 @@
+import Config
+import Foundation
+import HTTPServer
+import Logging
+import Storage
+
+/// Turns a configuration into a running server, or into a list of reasons it cannot run.
+public enum Launcher {
+    /// A configuration that parsed but cannot be served.
+    public struct Refusal: Error, CustomStringConvertible {
+        /// Why, in words.
+        public let description: String
+    }
+
+    /// Checks what parsing cannot: files that must exist, and features this build does not have.
+    public static func check(_ configuration: RegistryConfiguration) throws(Refusal) {
+        if !configuration.users.isEmpty || configuration.secret != nil {
+            // Serving anonymously when the file asks for users would let anyone push; refusing is the safe answer.
+            throw Refusal(description: "users and secret are set, but this build has no authentication yet")
+        }
+        if case .swift = configuration.storage {
+            throw Refusal(description: "the swift storage driver is not available in this build")
+        }
+        for path in [configuration.tlsCertificatePath, configuration.tlsKeyPath].compactMap({ $0 }) {
+            guard FileManager.default.isReadableFile(atPath: path) else {
+                throw Refusal(description: "cannot read TLS file \(path)")
+            }
+        }
+    }
+
+    /// Opens the configured storage.
+    public static func openStore(_ configuration: RegistryConfiguration) throws -> RegistryStore {
+        switch configuration.storage {
+        case .filesystem(let root):
+            return RegistryStore(driver: try FilesystemDriver(root: root))
+        case .swift:
+            throw Refusal(description: "the swift storage driver is not available in this build")
+        }
+    }
+
+    /// Starts serving `configuration` and answers the running server.
+    public static func serve(_ configuration: RegistryConfiguration, isDefault: Bool, logger: Logger) throws
+        -> HTTPServer
+    {
+        try check(configuration)
+        let store = try openStore(configuration)
+        var settings = HTTPServer.Configuration(address: configuration.address, port: configuration.port)
+        if let certificate = configuration.tlsCertificatePath, let key = configuration.tlsKeyPath {
+            settings.tlsCertificatePEM = try String(contentsOfFile: certificate, encoding: .utf8)
+            settings.tlsKeyPEM = try String(contentsOfFile: key, encoding: .utf8)
+        }
+        let server = HTTPServer(
+            configuration: settings, handler: Registry(store: store), logger: Logger(label: "http"))
+        try server.start()
+
+        var metadata: Logger.Metadata = [
+            "address": configuration.address, "port": String(server.port), "url": configuration.effectivePublicURL,
+        ]
+        if case .filesystem(let root) = configuration.storage { metadata["storage"] = root }
+        if isDefault { metadata["config"] = "embedded default" }
+        logger.info("serving", metadata)
+        if !server.isTLS {
+            logger.warning("plain HTTP: no tls-cert is configured")
+        }
+        let isLoopback = configuration.address.hasPrefix("127.") || configuration.address == "::1"
+            || configuration.address == "localhost"
+        if isLoopback {
+            logger.warning("anonymous push is allowed; safe only because the registry listens on loopback")
+        } else {
+            logger.warning("anonymous push is allowed from the network: configure users to restrict it")
+        }
+        return server
+    }
+
+    /// Removes uploads started longer ago than the configured expiration (one day when unset).
+    public static func prune(_ configuration: RegistryConfiguration, logger: Logger) throws {
+        let store = try openStore(configuration)
+        let cutoff = Date().addingTimeInterval(-Double(configuration.expiration ?? 86_400))
+        var removed = 0
+        for upload in try store.uploads() where upload.startedAt < cutoff {
+            try store.driver.delete(StorageLayout.upload(upload.id))
+            logger.debug("abandoned upload removed", ["upload.id": upload.id.value])
+            removed += 1
+        }
+        logger.info("pruned", ["uploads": String(removed)])
+    }
+}

@@ -1,0 +1,196 @@
+import Foundation
+import HTTPServer
+import Hashing
+import Logging
+import Storage
+
+/// The registry API: routes each request to its handler and turns every failure into a spec error response.
+public final class Registry: HTTPHandler {
+    /// The storage the registry serves.
+    public let store: RegistryStore
+    let logger: Logger
+
+    /// The largest manifest accepted; larger ones get 413.
+    public static let manifestLimit = 4 * 1024 * 1024
+
+    /// Makes a registry over `store`.
+    public init(store: RegistryStore, logger: Logger = Logger(label: "registry")) {
+        self.store = store
+        self.logger = logger
+    }
+
+    public func begin(_ request: HTTPRequest) -> HTTPExchange {
+        do {
+            switch try dispatch(try Route.parse(request.path), request) {
+            case .respond(let response):
+                return .respond(finish(response))
+            case .receive(let receiver):
+                return .receive(FinishingReceiver(inner: receiver, registry: self, request: request))
+            }
+        } catch {
+            return .respond(finish(errorResponse(error, for: request)))
+        }
+    }
+
+    private func dispatch(_ route: Route, _ request: HTTPRequest) throws -> HTTPExchange {
+        let method = request.method
+        switch (route, method) {
+        case (.base, "GET"), (.base, "HEAD"):
+            return .respond(json([String: String](), isHead: method == "HEAD"))
+        case (.catalog, "GET"):
+            return .respond(try catalog(request))
+        case (.tags(let name), "GET"):
+            return .respond(try tags(name, request))
+        case (.referrers(let name, let digest), "GET"):
+            return .respond(try referrers(name, digest, request))
+        case (.blob(let name, let digest), "GET"), (.blob(let name, let digest), "HEAD"):
+            return .respond(try blob(name, digest, request))
+        case (.blob(let name, let digest), "DELETE"):
+            return .respond(try deleteBlob(name, digest))
+        case (.uploads(let name), "POST"):
+            return try startUpload(name, request)
+        case (.upload(let name, let id), "PATCH"):
+            return try appendUpload(name, id, request)
+        case (.upload(let name, let id), "PUT"):
+            return try finishUpload(name, id, request)
+        case (.upload(let name, let id), "GET"):
+            return .respond(try uploadStatus(name, id))
+        case (.upload(let name, let id), "DELETE"):
+            return .respond(try cancelUpload(name, id))
+        case (.manifest(let name, let reference), "GET"), (.manifest(let name, let reference), "HEAD"):
+            return .respond(try manifest(name, reference, request))
+        case (.manifest(let name, let reference), "PUT"):
+            return try putManifest(name, reference, request)
+        case (.manifest(let name, let reference), "DELETE"):
+            return .respond(try deleteManifest(name, reference))
+        default:
+            throw RegistryError(.unsupported, "\(method) is not supported on \(request.path)")
+        }
+    }
+
+    /// Adds the headers every response carries.
+    func finish(_ response: HTTPResponse) -> HTTPResponse {
+        var response = response
+        response.addHeader("Docker-Distribution-API-Version", "registry/2.0")
+        return response
+    }
+
+    /// The one place a failure becomes a response: spec errors as they are, storage and domain errors mapped to
+    /// their codes, anything else a bare 500 whose cause goes to the log, never to the client.
+    func errorResponse(_ error: any Error, for request: HTTPRequest) -> HTTPResponse {
+        let registryError: RegistryError
+        switch error {
+        case let error as RegistryError:
+            registryError = error
+        case let failure as Route.Failure:
+            switch failure {
+            case .notFound: registryError = RegistryError(.unsupported, "no such endpoint", status: 404)
+            case .nameInvalid: registryError = RegistryError(.nameInvalid, "repository names match [a-z0-9]+ joined by . _ __ - and /")
+            case .tagInvalid: registryError = RegistryError(.tagInvalid, "tags match [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}")
+            case .digestInvalid: registryError = RegistryError(.digestInvalid, "digests are sha256:<64 hex> or sha512:<128 hex>")
+            case .uploadUnknown: registryError = RegistryError(.blobUploadUnknown)
+            }
+        case let failure as RegistryStoreError:
+            switch failure.kind {
+            case .uploadUnknown:
+                registryError = RegistryError(.blobUploadUnknown)
+            case .uploadOutOfOrder(let offset):
+                registryError = RegistryError(
+                    .blobUploadInvalid, "chunk must start at \(offset)", status: 416,
+                    headers: [("Range", Self.rangeHeader(offset))])
+            case .uploadDamaged:
+                registryError = RegistryError(.blobUploadInvalid, "upload data damaged; start the upload again")
+            case .digestMismatch(let expected, let actual):
+                registryError = RegistryError(.digestInvalid, "content digest is \(actual), not \(expected)")
+            }
+        default:
+            logger.error(
+                "request failed", ["request.id": request.requestID, "path": request.path, "error": "\(error)"])
+            registryError = RegistryError(.unknown)
+        }
+        if registryError.status >= 500 {
+            logger.error("server error", ["request.id": request.requestID, "code": registryError.code.rawValue])
+        } else {
+            logger.debug("client error", ["request.id": request.requestID, "code": registryError.code.rawValue])
+        }
+        return registryError.response()
+    }
+
+    /// A JSON response; a HEAD gets the headers and length without the body.
+    func json(_ object: Any, status: Int = 200, isHead: Bool = false, contentType: String = "application/json")
+        -> HTTPResponse
+    {
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
+        let body: HTTPResponse.Body = isHead ? .lengthOnly(Int64(data.count)) : .bytes(Array(data))
+        return HTTPResponse(status: status, headers: [("Content-Type", contentType)], body: body)
+    }
+
+    /// The `Range` header of an upload holding `offset` bytes: the inclusive range received.
+    static func rangeHeader(_ offset: Int64) -> String {
+        "0-\(max(offset - 1, 0))"
+    }
+}
+
+/// Wraps a handler's body receiver so its responses get the common headers and its failures the error renderer.
+final class FinishingReceiver: HTTPBodyReceiver {
+    let inner: any HTTPBodyReceiver
+    let registry: Registry
+    let request: HTTPRequest
+
+    init(inner: any HTTPBodyReceiver, registry: Registry, request: HTTPRequest) {
+        self.inner = inner
+        self.registry = registry
+        self.request = request
+    }
+
+    func receive(_ bytes: UnsafeRawBufferPointer) -> HTTPResponse? {
+        inner.receive(bytes).map(registry.finish)
+    }
+
+    func finish() -> HTTPResponse {
+        registry.finish(inner.finish())
+    }
+
+    func abandon() {
+        inner.abandon()
+    }
+}
+
+/// A body receiver whose steps may throw; failures become spec error responses.
+class ThrowingReceiver: HTTPBodyReceiver {
+    let registry: Registry
+    let request: HTTPRequest
+    private var failed = false
+
+    init(registry: Registry, request: HTTPRequest) {
+        self.registry = registry
+        self.request = request
+    }
+
+    func take(_ bytes: UnsafeRawBufferPointer) throws {}
+    func complete() throws -> HTTPResponse { HTTPResponse(status: 204) }
+    func interrupted() {}
+
+    final func receive(_ bytes: UnsafeRawBufferPointer) -> HTTPResponse? {
+        guard !failed else { return nil }
+        do {
+            try take(bytes)
+            return nil
+        } catch {
+            failed = true
+            return registry.errorResponse(error, for: request)
+        }
+    }
+
+    final func finish() -> HTTPResponse {
+        do {
+            return try complete()
+        } catch {
+            return registry.errorResponse(error, for: request)
+        }
+    }
+
+    final func abandon() {
+        if !failed { interrupted() }
+    }
+}

@@ -1,0 +1,178 @@
+import Foundation
+
+/// Stores objects as files under a root directory.
+///
+/// Whole objects are written into `_tmp` and renamed into place; uploads append to one `data` file each, which
+/// the commit fsyncs and renames onto the blob's path, so committing copies no bytes whatever the size.
+public final class FilesystemDriver: StorageDriver {
+    /// The root directory, absolute.
+    public let root: String
+
+    /// Uses `root` as the storage root, creating it when missing.
+    public init(root: String) throws {
+        let absolute = root.hasPrefix("/") ? root : FileManager.default.currentDirectoryPath + "/" + root
+        self.root = absolute
+        try System.makeDirectories(absolute)
+        try System.makeDirectories(absolute + "/" + StorageLayout.temporary.description)
+    }
+
+    func file(_ path: StoragePath) -> String {
+        root + "/" + path.description
+    }
+
+    public func info(_ path: StoragePath) throws -> ObjectInfo? {
+        guard let status = try System.status(file(path)), (status.st_mode & S_IFMT) == S_IFREG else { return nil }
+        let modified = Date(
+            timeIntervalSince1970: Double(status.st_mtim.tv_sec) + Double(status.st_mtim.tv_nsec) / 1e9)
+        return ObjectInfo(size: Int64(status.st_size), modified: modified)
+    }
+
+    public func read(_ path: StoragePath, limit: Int) throws -> [UInt8]? {
+        guard let descriptor = try System.openForReading(file(path)) else { return nil }
+        defer { close(descriptor) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        while true {
+            let count = try chunk.withUnsafeMutableBytes { try System.read(descriptor, into: $0, path: file(path)) }
+            if count == 0 { break }
+            bytes.append(contentsOf: chunk.prefix(count))
+            if bytes.count > limit { throw StorageError(.tooLarge, path: path.description) }
+        }
+        return bytes
+    }
+
+    public func openReader(_ path: StoragePath) throws -> (any ObjectReader)? {
+        guard let descriptor = try System.openForReading(file(path)) else { return nil }
+        var status = stat()
+        guard fstat(descriptor, &status) == 0 else {
+            let number = errno
+            close(descriptor)
+            throw StorageError(.system(call: "fstat", errno: number), path: path.description)
+        }
+        return FileReader(descriptor: descriptor, size: Int64(status.st_size), path: path.description)
+    }
+
+    public func write(_ path: StoragePath, _ bytes: [UInt8]) throws {
+        let temporary = file(StorageLayout.temporary) + "/" + UploadID.make().value
+        let descriptor = try System.create(temporary)
+        do {
+            try bytes.withUnsafeBytes { try System.writeAll(descriptor, $0, path: temporary) }
+            close(descriptor)
+            try System.renameCreatingParent(temporary, to: file(path))
+        } catch {
+            close(descriptor)
+            unlink(temporary)
+            throw error
+        }
+    }
+
+    public func list(_ directory: StoragePath) throws -> [String] {
+        try System.listDirectory(file(directory))
+    }
+
+    public func delete(_ path: StoragePath) throws {
+        try System.removeTree(file(path))
+    }
+
+    public func openSegmentWriter(_ upload: StoragePath, at offset: Int64) throws -> any SegmentWriter {
+        let directory = file(upload)
+        try System.makeDirectories(directory)
+        let data = directory + "/data"
+        let descriptor = try System.openForAppending(data)
+        do {
+            let size = try System.size(of: descriptor, path: data)
+            // Fewer bytes than the upload's state records means data written before a crash never reached the
+            // disk; more means a writer died after writing and before recording. Only the second can be repaired.
+            guard size >= offset else { throw StorageError(.corrupt, path: upload.description) }
+            if size > offset {
+                try System.truncate(descriptor, to: offset, path: data)
+            }
+        } catch {
+            close(descriptor)
+            throw error
+        }
+        return FileSegmentWriter(descriptor: descriptor, offset: offset, path: data)
+    }
+
+    public func commitSegments(_ upload: StoragePath, length: Int64, to destination: StoragePath) throws -> Bool {
+        let data = file(upload) + "/data"
+        let target = file(destination)
+
+        try System.syncFile(data, expectedSize: length, path: upload.description)
+
+        if try System.status(target) != nil {
+            try System.removeTree(file(upload))
+            return false
+        }
+
+        try System.renameCreatingParent(data, to: target)
+        try System.syncDirectory(System.parent(of: target))
+
+        try System.removeTree(file(upload))
+        return true
+    }
+}
+
+/// Reads a local file by offset.
+final class FileReader: ObjectReader {
+    private var descriptor: Int32
+    let size: Int64
+    private let path: String
+
+    init(descriptor: Int32, size: Int64, path: String) {
+        self.descriptor = descriptor
+        self.size = size
+        self.path = path
+    }
+
+    deinit { close() }
+
+    func read(at offset: Int64, into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        try System.read(descriptor, into: buffer, at: offset, path: path)
+    }
+
+    func takeFileDescriptor() -> Int32? {
+        let taken = descriptor
+        descriptor = -1
+        return taken
+    }
+
+    func close() {
+        if descriptor >= 0 {
+            Glibc.close(descriptor)
+            descriptor = -1
+        }
+    }
+}
+
+/// Appends to an upload's data file.
+final class FileSegmentWriter: SegmentWriter {
+    private var descriptor: Int32
+    private var offset: Int64
+    private let path: String
+
+    init(descriptor: Int32, offset: Int64, path: String) {
+        self.descriptor = descriptor
+        self.offset = offset
+        self.path = path
+    }
+
+    deinit { abandon() }
+
+    func write(_ bytes: UnsafeRawBufferPointer) throws {
+        try System.writeAll(descriptor, bytes, at: offset, path: path)
+        offset += Int64(bytes.count)
+    }
+
+    func finish() throws {
+        // Durability waits for the commit's fsync; until then the page cache is enough to survive a killed process.
+        abandon()
+    }
+
+    func abandon() {
+        if descriptor >= 0 {
+            close(descriptor)
+            descriptor = -1
+        }
+    }
+}
