@@ -50,6 +50,8 @@ public final class HTTPServer: @unchecked Sendable {
     private let requestPrefix = String(format: "%06x", UInt32.random(in: 0..<0x100_0000))
     // C strings handed to the library must outlive the daemon.
     private var retainedStrings: [UnsafeMutablePointer<CChar>] = []
+    /// How much of a refused body is read and dropped before the connection is closed on the client.
+    static let drainLimit = 64 * 1024 * 1024
 
     /// Makes a server that answers through `handler`.
     public init(configuration: Configuration, handler: any HTTPHandler, logger: Logger) {
@@ -142,10 +144,22 @@ public final class HTTPServer: @unchecked Sendable {
         if uploadDataSize.pointee > 0 {
             let chunk = UnsafeRawBufferPointer(start: uploadData, count: uploadDataSize.pointee)
             uploadDataSize.pointee = 0
-            guard case .receiving(let receiver) = exchange.state else { return .YES }
-            if let early = receiver.receive(chunk) {
-                exchange.state = .answered
-                return queue(early, on: connection, for: exchange)
+            switch exchange.state {
+            case .receiving(let receiver):
+                if let early = receiver.receive(chunk) {
+                    exchange.state = .draining(early, discarded: 0)
+                }
+            case .draining(let response, let discarded):
+                // A response queued while the client is still sending is lost to a reset when the socket closes
+                // with unread data, so the rest of the body is read and dropped, up to a bound.
+                let total = discarded + chunk.count
+                if total > Self.drainLimit {
+                    exchange.state = .answered
+                    return queue(response, on: connection, for: exchange)
+                }
+                exchange.state = .draining(response, discarded: total)
+            case .ready, .answered:
+                break
             }
             return .YES
         }
@@ -153,7 +167,7 @@ public final class HTTPServer: @unchecked Sendable {
         switch exchange.state {
         case .answered:
             return .YES
-        case .ready(let response):
+        case .ready(let response), .draining(let response, _):
             exchange.state = .answered
             return queue(response, on: connection, for: exchange)
         case .receiving(let receiver):
@@ -226,6 +240,8 @@ final class RequestContext {
     enum State {
         case ready(HTTPResponse)
         case receiving(any HTTPBodyReceiver)
+        /// The answer is known before the body ended; the rest of the body is read and dropped.
+        case draining(HTTPResponse, discarded: Int)
         case answered
     }
 

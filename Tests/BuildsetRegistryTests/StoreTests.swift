@@ -1,0 +1,120 @@
+import Foundation
+import Hashing
+import Storage
+import Testing
+
+@Suite struct StoreTests {
+    let directory = TemporaryDirectory()
+    let name = RepositoryName("team/app")!
+
+    func makeStore() throws -> RegistryStore {
+        RegistryStore(driver: try FilesystemDriver(root: directory.path))
+    }
+
+    func append(_ bytes: [UInt8], to appender: UploadAppender) throws {
+        try bytes.withUnsafeBytes { try appender.append($0) }
+    }
+
+    @Test func uploadContinuesInAnotherStoreInstance() throws {
+        let content = Fixture.randomBytes(300_000)
+        let digest = Digest.sha256(of: content)
+        let first = try makeStore()
+        let id = try first.startUpload(in: name)
+        let appender = try first.openUpload(id, in: name, expectedOffset: 0)
+        try append(Array(content[..<100_000]), to: appender)
+        #expect(try appender.save() == 100_000)
+
+        // A second store over the same root stands for a restarted server or another replica.
+        let second = try makeStore()
+        #expect(try second.uploadStatus(id, in: name)?.offset == 100_000)
+        let next = try second.openUpload(id, in: name, expectedOffset: 100_000)
+        try append(Array(content[100_000...]), to: next)
+        try next.commit(as: digest)
+
+        #expect(try first.blobSize(digest, in: name) == 300_000)
+        let reader = try #require(try first.openBlob(digest, in: name))
+        var read = [UInt8](repeating: 0, count: 300_000)
+        var position = 0
+        while position < read.count {
+            let count = try read.withUnsafeMutableBytes {
+                try reader.read(at: Int64(position), into: UnsafeMutableRawBufferPointer(rebasing: $0[position...]))
+            }
+            #expect(count > 0)
+            position += count
+        }
+        #expect(read == content)
+        #expect(try first.uploadStatus(id, in: name) == nil)
+    }
+
+    @Test func refusesChunkAtWrongOffset() throws {
+        let store = try makeStore()
+        let id = try store.startUpload(in: name)
+        #expect(throws: RegistryStoreError.self) { try store.openUpload(id, in: name, expectedOffset: 5) }
+        #expect(throws: RegistryStoreError.self) { try store.openUpload(id, in: RepositoryName("other")!) }
+    }
+
+    @Test func rejectsDigestMismatchAndLeavesNothingVisible() throws {
+        let store = try makeStore()
+        let id = try store.startUpload(in: name)
+        let appender = try store.openUpload(id, in: name)
+        try append(Array("real content".utf8), to: appender)
+        let claimed = Digest.sha256(of: Array("other content".utf8))
+        #expect(throws: RegistryStoreError.self) { try appender.commit(as: claimed) }
+        #expect(try store.blobSize(claimed, in: name) == nil)
+        #expect(try store.driver.info(StorageLayout.blob(claimed, in: .local)) == nil)
+        #expect(try store.uploadStatus(id, in: name) == nil)
+    }
+
+    @Test func truncatesBytesWrittenPastTheRecordedOffset() throws {
+        let store = try makeStore()
+        let id = try store.startUpload(in: name)
+        let appender = try store.openUpload(id, in: name)
+        try append(Array("abc".utf8), to: appender)
+        try appender.save()
+
+        // A writer that died after writing and before recording leaves extra bytes in the data file.
+        let data = directory.path + "/_uploads/\(id)/data"
+        let handle = try #require(FileHandle(forWritingAtPath: data))
+        handle.seekToEndOfFile()
+        handle.write(Data("junk".utf8))
+        try handle.close()
+
+        let resumed = try store.openUpload(id, in: name, expectedOffset: 3)
+        try append(Array("def".utf8), to: resumed)
+        try resumed.commit(as: Digest.sha256(of: Array("abcdef".utf8)))
+        #expect(try store.blobSize(Digest.sha256(of: Array("abcdef".utf8)), in: name) == 6)
+    }
+
+    @Test func interruptedRequestKeepsWhatArrived() throws {
+        let store = try makeStore()
+        let id = try store.startUpload(in: name)
+        let appender = try store.openUpload(id, in: name)
+        try append(Array("partial".utf8), to: appender)
+        appender.saveAfterInterruption()
+        #expect(try store.uploadStatus(id, in: name)?.offset == 7)
+    }
+
+    @Test func manifestsAndTagsRoundTrip() throws {
+        let store = try makeStore()
+        let bytes = Array("{\"schemaVersion\":2}".utf8)
+        let digest = Digest.sha256(of: bytes)
+        try store.putManifest(
+            bytes, digest: digest, mediaType: "application/x-test", in: name, tag: Tag("v1"), subject: nil,
+            referrerDescriptor: nil)
+        #expect(try store.manifest(.tag(Tag("v1")!), in: name)?.digest == digest)
+        #expect(try store.manifest(.digest(digest), in: name)?.mediaType == "application/x-test")
+        #expect(try store.tags(in: name) == [Tag("v1")!])
+        #expect(try store.repositories() == [name])
+        #expect(try store.deleteManifest(digest, in: name))
+        #expect(try store.manifest(.tag(Tag("v1")!), in: name) == nil)
+        #expect(try store.tags(in: name).isEmpty)
+    }
+
+    @Test func listsUploadsWithTheirAge() throws {
+        let store = try makeStore()
+        let id = try store.startUpload(in: name)
+        let listed = try store.uploads()
+        #expect(listed.map(\.id) == [id])
+        #expect(abs(listed[0].startedAt.timeIntervalSinceNow) < 60)
+    }
+}

@@ -1,0 +1,117 @@
+import Foundation
+import HTTPClient
+import HTTPServer
+import Hashing
+import Logging
+import Registry
+import Storage
+
+/// A directory under the system's temporary directory, removed when the value goes away.
+final class TemporaryDirectory {
+    let path: String
+
+    init() {
+        var template = Array((NSTemporaryDirectory() + "/buildset-test-XXXXXX").utf8CString)
+        path = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)) }
+    }
+
+    deinit {
+        try? FileManager.default.removeItem(atPath: path)
+    }
+}
+
+/// A registry served in this process on a free loopback port, with its own storage.
+final class TestServer {
+    let directory = TemporaryDirectory()
+    let store: RegistryStore
+    let server: HTTPServer
+
+    init(root: String? = nil) throws {
+        Logger.threshold = .warning
+        store = RegistryStore(driver: try FilesystemDriver(root: root ?? directory.path + "/storage"))
+        server = HTTPServer(
+            configuration: .init(address: "127.0.0.1", port: 0), handler: Registry(store: store),
+            logger: Logger(label: "test-http"))
+        try server.start()
+    }
+
+    deinit {
+        server.stop()
+    }
+
+    var base: String { "http://127.0.0.1:\(server.port)" }
+
+    func url(_ path: String) -> String { base + path }
+}
+
+/// Test content: random blobs and the manifests that reference them.
+enum Fixture {
+    static func randomBytes(_ count: Int) -> [UInt8] {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) }
+    }
+
+    static func imageManifest(config: [UInt8], layers: [[UInt8]], mediaType: String = "application/vnd.oci.image.manifest.v1+json", extra: [String: Any] = [:])
+        -> [UInt8]
+    {
+        var object: [String: Any] = [
+            "schemaVersion": 2, "mediaType": mediaType,
+            "config": descriptor(config, "application/vnd.oci.image.config.v1+json"),
+            "layers": layers.map { descriptor($0, "application/vnd.oci.image.layer.v1.tar") },
+        ]
+        object.merge(extra) { $1 }
+        return Array(try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]))
+    }
+
+    static func descriptor(_ bytes: [UInt8], _ mediaType: String) -> [String: Any] {
+        ["mediaType": mediaType, "digest": Digest.sha256(of: bytes).description, "size": bytes.count]
+    }
+}
+
+/// Calls against a registry's API that tests repeat.
+struct RegistryClient {
+    let base: String
+    let http = HTTPClient()
+
+    func send(_ method: String, _ path: String, headers: [String: String] = [:], body: [UInt8]? = nil,
+              chunked: Bool = false) throws -> HTTPClient.Response {
+        let url = path.hasPrefix("http") ? path : base + path
+        return try http.send(method, url, headers: headers, body: body, chunked: chunked)
+    }
+
+    /// Pushes a blob in one POST; answers the response.
+    @discardableResult
+    func pushMonolithic(_ bytes: [UInt8], to name: String) throws -> HTTPClient.Response {
+        try send("POST", "/v2/\(name)/blobs/uploads/?digest=\(Digest.sha256(of: bytes))", body: bytes)
+    }
+
+    /// Pushes a blob as POST, PATCHes of `chunkSize` with Content-Range, and a final PUT.
+    @discardableResult
+    func pushChunked(_ bytes: [UInt8], to name: String, chunkSize: Int) throws -> HTTPClient.Response {
+        let start = try send("POST", "/v2/\(name)/blobs/uploads/")
+        guard start.status == 202, var location = start.header("Location") else { return start }
+        var offset = 0
+        while offset < bytes.count {
+            let end = min(offset + chunkSize, bytes.count)
+            let patch = try send(
+                "PATCH", location, headers: ["Content-Range": "\(offset)-\(end - 1)", "Content-Type": "application/octet-stream"],
+                body: Array(bytes[offset..<end]))
+            guard patch.status == 202, let next = patch.header("Location") else { return patch }
+            location = next
+            offset = end
+        }
+        return try send("PUT", location + "?digest=\(Digest.sha256(of: bytes))")
+    }
+
+    /// Pushes a manifest under `reference`.
+    @discardableResult
+    func pushManifest(_ bytes: [UInt8], to name: String, reference: String,
+                      mediaType: String = "application/vnd.oci.image.manifest.v1+json") throws -> HTTPClient.Response {
+        try send("PUT", "/v2/\(name)/manifests/\(reference)", headers: ["Content-Type": mediaType], body: bytes)
+    }
+}
+
+/// The first error code of a response's `{"errors":[...]}` body.
+func errorCode(_ response: HTTPClient.Response) -> String? {
+    ((response.json?["errors"] as? [[String: Any]])?.first?["code"]) as? String
+}

@@ -1,0 +1,320 @@
+#!/usr/bin/env bash
+# Benchmark buildset-registry against distribution (Debian's docker-registry)
+# under the same client load, on loopback.
+#
+#   bash bench/run.sh PATH_TO_BUILDSET_REGISTRY_BINARY
+#
+# Environment: BENCH_SIZE_MB (blob size, default 1024), BENCH_DURATION
+# (seconds per ab/wrk run, default 10). Prints a table and writes the same
+# table as markdown to bench/results.md next to this script.
+set -euo pipefail
+shopt -s inherit_errexit   # so die inside $(...) stops the whole script
+
+OURS_BIN=${1:?usage: bash bench/run.sh PATH_TO_BUILDSET_REGISTRY_BINARY}
+THEIRS_BIN=${DISTRIBUTION_BIN:-docker-registry}
+SIZE_MB=${BENCH_SIZE_MB:-1024}
+DURATION=${BENCH_DURATION:-10}
+SIZE=$((SIZE_MB * 1024 * 1024))
+CHUNK_MB=16
+OUT_MD="$(cd "$(dirname "$0")" && pwd)/results.md"
+OCTET='Content-Type: application/octet-stream'
+OCI_MANIFEST='application/vnd.oci.image.manifest.v1+json'
+
+die() { echo "bench: error: $*" >&2; exit 1; }
+note() { echo "bench: $*" >&2; }
+now_ns() { date +%s%N; }
+for tool in curl ab wrk openssl sha256sum split "$THEIRS_BIN"; do
+    command -v "$tool" >/dev/null || die "missing tool: $tool"
+done
+[[ -x $OURS_BIN ]] || die "not executable: $OURS_BIN"
+
+WORK=$(mktemp -d /tmp/bench.XXXXXX)
+declare -A PID=() URL=()
+cleanup() {
+    local name
+    for name in "${!PID[@]}"; do kill "${PID[$name]}" 2>/dev/null || true; done
+    for name in "${!PID[@]}"; do wait "${PID[$name]}" 2>/dev/null || true; done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM   # so the EXIT trap runs on ^C too
+
+# A port nobody answers on; bounded number of tries.
+free_port() {
+    local i p
+    for ((i = 0; i < 100; i++)); do
+        p=$((20000 + RANDOM % 40000))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
+    done
+    die "no free port found"
+}
+
+# write_config NAME PORT ROOT -> path of a config file for that server
+write_config() {
+    local name=$1 port=$2 root=$3 cfg="$WORK/$1-$2.yml"
+    if [[ $name == ours ]]; then
+        printf 'registry:\n  address: 127.0.0.1\n  port: %s\n  storage:\n    driver: filesystem\n    root: %s\n' \
+            "$port" "$root" >"$cfg"
+    else
+        # Logging off and upload purging off so neither costs distribution time.
+        cat >"$cfg" <<EOF
+version: 0.1
+log: {accesslog: {disabled: true}, level: error}
+storage:
+  filesystem: {rootdirectory: $root}
+  delete: {enabled: true}
+  maintenance: {uploadpurging: {enabled: false}}
+http: {addr: "127.0.0.1:$port"}
+EOF
+    fi
+    echo "$cfg"
+}
+
+# start_server NAME TAG -> sets PID[NAME], URL[NAME] and START_LAST (ms).
+# Not called in $(...): the PID must be known to this shell for cleanup.
+start_server() {
+    local name=$1 tag=$2 port root cfg t0 t1 i
+    port=$(free_port); root="$WORK/store-$name-$tag"; mkdir -p "$root"
+    cfg=$(write_config "$name" "$port" "$root")
+    t0=$(now_ns)
+    if [[ $name == ours ]]; then
+        "$OURS_BIN" serve -c "$cfg" 2>>"$WORK/$name.log" >&2 &
+    else
+        "$THEIRS_BIN" serve "$cfg" 2>>"$WORK/$name.log" >&2 &
+    fi
+    PID[$name]=$!
+    URL[$name]="http://127.0.0.1:$port"
+    # Poll every 5 ms, for at most 10 s (2000 tries).
+    for ((i = 0; i < 2000; i++)); do
+        if [[ $(curl -s -o /dev/null -w '%{http_code}' "${URL[$name]}/v2/") == 200 ]]; then
+            t1=$(now_ns); START_LAST=$(((t1 - t0) / 1000000)); return
+        fi
+        kill -0 "${PID[$name]}" 2>/dev/null || { tail -5 "$WORK/$name.log" >&2; die "$name exited at start"; }
+        sleep 0.005
+    done
+    tail -5 "$WORK/$name.log" >&2; die "$name did not answer 200 on /v2/ within 10 s"
+}
+
+stop_server() {
+    kill "${PID[$1]}" 2>/dev/null || true
+    wait "${PID[$1]}" 2>/dev/null || true
+    unset "PID[$1]"
+}
+
+# Run curl, keep response headers in $WORK/h; echo the status code.
+req() { curl -sS -D "$WORK/h" -o /dev/null -w '%{http_code}' "$@"; }
+header() { grep -i "^$1:" "$WORK/h" | tail -1 | cut -d' ' -f2- | tr -d '\r'; }
+
+# Location may be relative (ours) or absolute (distribution).
+next_location() {
+    local base=$1 loc
+    loc=$(header Location)
+    [[ -n $loc ]] || die "no Location header in response"
+    [[ $loc == http* ]] && echo "$loc" || echo "$base$loc"
+}
+with_digest() { [[ $1 == *\?* ]] && echo "$1&digest=$2" || echo "$1?digest=$2"; }
+
+start_upload() {   # start_upload BASE REPO -> upload location
+    local code
+    code=$(req -X POST -H 'Content-Length: 0' "$1/v2/$2/blobs/uploads/")
+    [[ $code == 202 ]] || die "POST upload to $1 gave $code, not 202"
+    next_location "$1"
+}
+
+# Monolithic push: POST, then one PUT with the whole body. Echo elapsed ns.
+push_monolithic() {
+    local base=$1 repo=$2 file=$3 digest=$4 loc code t0 t1
+    loc=$(start_upload "$base" "$repo")
+    t0=$(now_ns)
+    # -T streams the file; 'Expect:' stops curl waiting for a 100 Continue.
+    code=$(req -X PUT -H "$OCTET" -H 'Expect:' -T "$file" "$(with_digest "$loc" "$digest")")
+    t1=$(now_ns)
+    [[ $code == 201 ]] || die "monolithic PUT to $base gave $code, not 201"
+    echo $((t1 - t0))
+}
+
+# Chunked push: POST, PATCH each chunk to the latest Location, final empty PUT.
+push_chunked() {
+    local base=$1 repo=$2 dir=$3 digest=$4 loc code t0 t1 start=0 len chunk
+    t0=$(now_ns)
+    loc=$(start_upload "$base" "$repo")
+    for chunk in "$dir"/c*; do
+        len=$(stat -c %s "$chunk")
+        code=$(req -X PATCH -H "$OCTET" -H 'Expect:' \
+            -H "Content-Range: $start-$((start + len - 1))" -T "$chunk" "$loc")
+        [[ $code == 202 ]] || die "PATCH to $base at $start gave $code, not 202"
+        loc=$(next_location "$base")
+        start=$((start + len))
+    done
+    code=$(req -X PUT -H "$OCTET" -H 'Content-Length: 0' "$(with_digest "$loc" "$digest")")
+    t1=$(now_ns)
+    [[ $code == 201 ]] || die "final chunked PUT to $base gave $code, not 201"
+    echo $((t1 - t0))
+}
+
+verify_blob() {   # HEAD must say 200 and the exact size
+    local code
+    code=$(req -I "$1/v2/$2/blobs/$3")
+    [[ $code == 200 && $(header Content-Length) == "$4" ]] ||
+        die "HEAD $1/v2/$2/blobs/$3 gave $code, length '$(header Content-Length)', want 200 and $4"
+}
+
+pull_ns() {   # best of two GETs
+    local best=0 i t0 t1 code
+    for i in 1 2; do
+        t0=$(now_ns)
+        code=$(curl -sS -o /dev/null -w '%{http_code}' "$1")
+        t1=$(now_ns)
+        [[ $code == 200 ]] || die "GET $1 gave $code"
+        ((best == 0 || t1 - t0 < best)) && best=$((t1 - t0))
+    done
+    echo "$best"
+}
+
+mbps() { awk -v b="$SIZE" -v ns="$1" 'BEGIN { printf "%.0f", b / (ns / 1e9) / 1e6 }'; }
+sha_of() { sha256sum "$1" | cut -d' ' -f1; }
+
+# push_small BASE REPO FILE: monolithic push of a small blob, echoes its digest.
+push_small() {
+    local d; d="sha256:$(sha_of "$3")"
+    push_monolithic "$1" "$2" "$3" "$d" >/dev/null
+    echo "$d"
+}
+
+push_manifest() {   # a one-layer OCI image manifest tagged latest
+    local base=$1 cfgd layd code
+    printf '{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}' >"$WORK/config.json"
+    head -c 4096 /dev/urandom >"$WORK/layer.bin"
+    cfgd=$(push_small "$base" bench "$WORK/config.json")
+    layd=$(push_small "$base" bench "$WORK/layer.bin")
+    printf '{"schemaVersion":2,"mediaType":"%s","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"%s","size":4096}]}' \
+        "$OCI_MANIFEST" "$cfgd" "$(stat -c %s "$WORK/config.json")" "$layd" >"$WORK/manifest.json"
+    code=$(req -X PUT -H "Content-Type: $OCI_MANIFEST" --data-binary @"$WORK/manifest.json" "$base/v2/bench/manifests/latest")
+    [[ $code == 201 ]] || die "manifest PUT to $base gave $code, not 201"
+}
+
+head_rps() {   # ab -t alone caps at 50000 requests, so raise -n after it
+    local out
+    out=$(ab -k -i -c 8 -t "$DURATION" -n 100000000 "$1" 2>&1) || { echo "$out" >&2; die "ab failed on $1"; }
+    grep -q '^Non-2xx' <<<"$out" && note "ab: non-2xx answers on $1: $(grep '^Non-2xx' <<<"$out")"
+    grep -q '^Keep-Alive requests:[[:space:]]*0$' <<<"$out" && note "ab: no keep-alive on $1"
+    grep -E '^Failed requests:' <<<"$out" | grep -qv ' 0$' && note "ab: $(grep '^Failed' <<<"$out") on $1"
+    awk '/^Requests per second/ { printf "%.0f", $4 }' <<<"$out"
+}
+
+get_rps() {
+    local out
+    out=$(wrk -t 2 -c 8 -d "${DURATION}s" -H "Accept: $OCI_MANIFEST" "$1" 2>&1) || { echo "$out" >&2; die "wrk failed on $1"; }
+    grep -qE 'Non-2xx|Socket errors' <<<"$out" && note "wrk on $1: $(grep -E 'Non-2xx|Socket errors' <<<"$out" | tr '\n' ' ')"
+    awk '/^Requests\/sec/ { printf "%.0f", $2 }' <<<"$out"
+}
+
+peak_rss_mib() { awk '/^VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
+
+# ---- results: rows of metric|ours|theirs|ratio|target|result --------------
+ROWS=()
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }'; }
+judge() { awk -v v="$1" -v op="$2" -v t="$3" 'BEGIN {
+    ok = (op == ">=") ? (v >= t) : (v < t); print ok ? "PASS" : "MISS" }'; }
+row() { ROWS+=("$1|$2|$3|$4|$5|$6"); }
+rate_row() {   # rate_row METRIC OURS THEIRS MIN_RATIO
+    local r; r=$(ratio "$2" "$3")
+    row "$1" "$2" "$3" "$r" ">= ${4}x" "$(judge "${r%x}" '>=' "$4")"
+}
+
+# ---- machine and inputs (all outside any timed section) -------------------
+CPU=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+note "machine: $(nproc) cores, $CPU; blob ${SIZE_MB} MiB, load ${DURATION} s"
+SHA_MBPS=$(openssl speed -evp sha256 -bytes 65536 -seconds 2 2>/dev/null |
+    awk '/^sha256 / { v = $NF; sub(/k$/, "", v); printf "%.0f", v / 1000 }')
+[[ -n $SHA_MBPS ]] || die "could not parse openssl speed output"
+
+note "generating blobs"
+# Separate random content per push kind so no push finds its blob already stored.
+head -c "$SIZE" /dev/urandom >"$WORK/mono.bin"
+MONO_D="sha256:$(sha_of "$WORK/mono.bin")"
+head -c "$SIZE" /dev/urandom >"$WORK/chunked.bin"
+CHUNK_D="sha256:$(sha_of "$WORK/chunked.bin")"
+mkdir "$WORK/chunks"
+split -b "${CHUNK_MB}M" -a 4 "$WORK/chunked.bin" "$WORK/chunks/c"
+rm -f "$WORK/chunked.bin"
+
+# ---- start time, on a fresh start of each server --------------------------
+declare -A START_MS=()
+for s in ours theirs; do
+    start_server "$s" start
+    START_MS[$s]=$START_LAST
+    stop_server "$s"
+    rm -rf "$WORK/store-$s-start"
+done
+
+# ---- everything else, both servers running side by side -------------------
+for s in ours theirs; do start_server "$s" main; done
+declare -A MONO=() CHUNKED=() RSS=() PULL=() HEADS=() GETS=()
+for s in ours theirs; do
+    note "$s: monolithic push"
+    sync   # so write-back of earlier data does not land in this timed push
+    ns=$(push_monolithic "${URL[$s]}" bench "$WORK/mono.bin" "$MONO_D")
+    MONO[$s]=$(mbps "$ns")
+    RSS[$s]=$(peak_rss_mib "${PID[$s]}")
+    verify_blob "${URL[$s]}" bench "$MONO_D" "$SIZE"
+done
+rm -f "$WORK/mono.bin"
+for s in ours theirs; do
+    note "$s: chunked push"
+    sync
+    ns=$(push_chunked "${URL[$s]}" bench-chunked "$WORK/chunks" "$CHUNK_D")
+    CHUNKED[$s]=$(mbps "$ns")
+    verify_blob "${URL[$s]}" bench-chunked "$CHUNK_D" "$SIZE"
+done
+rm -rf "$WORK/chunks"
+sync
+for s in ours theirs; do
+    note "$s: pull"
+    ns=$(pull_ns "${URL[$s]}/v2/bench/blobs/$MONO_D")
+    PULL[$s]=$(mbps "$ns")
+    note "$s: HEAD blob load"
+    HEADS[$s]=$(head_rps "${URL[$s]}/v2/bench/blobs/$MONO_D")
+    note "$s: GET manifest load"
+    push_manifest "${URL[$s]}"
+    GETS[$s]=$(get_rps "${URL[$s]}/v2/bench/manifests/latest")
+done
+for s in ours theirs; do
+    kill -0 "${PID[$s]}" 2>/dev/null || die "$s died during the benchmark"
+    stop_server "$s"
+done
+
+pct() { awk -v a="$1" -v b="$SHA_MBPS" 'BEGIN { printf "%.0f", 100 * a / b }'; }
+rate_row "push monolithic (MB/s)" "${MONO[ours]}" "${MONO[theirs]}" 4
+row "push monolithic, % of SHA-256" "$(pct "${MONO[ours]}")%" "$(pct "${MONO[theirs]}")%" "-" \
+    ">= 70% (ours)" "$(judge "$(pct "${MONO[ours]}")" '>=' 70)"
+rate_row "push chunked ${CHUNK_MB} MiB (MB/s)" "${CHUNKED[ours]}" "${CHUNKED[theirs]}" 4
+row "push chunked, % of SHA-256" "$(pct "${CHUNKED[ours]}")%" "$(pct "${CHUNKED[theirs]}")%" "-" \
+    ">= 70% (ours)" "$(judge "$(pct "${CHUNKED[ours]}")" '>=' 70)"
+rate_row "pull (MB/s, best of 2)" "${PULL[ours]}" "${PULL[theirs]}" 1.5
+rate_row "HEAD blob (req/s, 8 conns)" "${HEADS[ours]}" "${HEADS[theirs]}" 8
+rate_row "GET manifest (req/s, 8 conns)" "${GETS[ours]}" "${GETS[theirs]}" 8
+row "peak RSS in mono push (MiB)" "${RSS[ours]}" "${RSS[theirs]}" "$(ratio "${RSS[theirs]}" "${RSS[ours]}")" \
+    "< 48 MiB (ours)" "$(judge "${RSS[ours]}" '<' 48)"
+row "start to first 200 (ms)" "${START_MS[ours]}" "${START_MS[theirs]}" \
+    "$(ratio "${START_MS[theirs]}" "${START_MS[ours]}")" "< 100 ms (ours)" "$(judge "${START_MS[ours]}" '<' 100)"
+
+HEAD_LINE="metric|buildset-registry|distribution|ratio (higher is better)|target|result"
+INFO="$(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) cores, $CPU; blob ${SIZE_MB} MiB; load ${DURATION} s per run; single-core SHA-256 ${SHA_MBPS} MB/s"
+NOTE="ratio is ours/theirs, except RSS and start time (theirs/ours). MB = 10^6 bytes."
+
+echo "$INFO"
+printf '%s\n' "$HEAD_LINE" "${ROWS[@]}" | column -t -s '|' -o ' | '
+echo "$NOTE"
+
+{
+    echo "## Benchmark: buildset-registry vs distribution"
+    echo
+    echo "$INFO"
+    echo
+    printf '%s\n' "$HEAD_LINE" "${ROWS[@]}" | sed 's/|/ | /g; s/^/| /; s/$/ |/' |
+        awk 'NR == 2 { print "|---|---:|---:|---:|---|---|" } { print }'
+    echo
+    echo "$NOTE"
+} >"$OUT_MD"
+note "wrote $OUT_MD"
