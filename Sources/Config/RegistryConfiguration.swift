@@ -27,6 +27,13 @@ public struct RegistryConfiguration: Sendable, Equatable {
         public var password: String
         /// What the user may do.
         public var access: Access
+
+        /// Makes a user.
+        public init(name: String, password: String, access: Access) {
+            self.name = name
+            self.password = password
+            self.access = access
+        }
     }
 
     /// Where blobs and manifests live.

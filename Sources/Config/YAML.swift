@@ -15,6 +15,7 @@ public indirect enum YAMLNode: Sendable, Equatable {
         }
     }
 
+    /// Whether two nodes have the same content and lines.
     public static func == (lhs: YAMLNode, rhs: YAMLNode) -> Bool {
         switch (lhs, rhs) {
         case (.scalar(let a, let la), .scalar(let b, let lb)): a == b && la == lb
@@ -57,7 +58,9 @@ public enum YAML {
         return convert(root, in: &document, depth: 0)
     }
 
-    private static func convert(_ node: UnsafeMutablePointer<yaml_node_t>, in document: inout yaml_document_t, depth: Int)
+    private static func convert(
+        _ node: UnsafeMutablePointer<yaml_node_t>, in document: inout yaml_document_t, depth: Int
+    )
         -> YAMLNode
     {
         let line = Int(node.pointee.start_mark.line) + 1

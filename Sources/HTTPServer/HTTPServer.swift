@@ -306,7 +306,9 @@ private let requestCompleted: MHD_RequestCompletedCallback = { serverPointer, _,
 private let streamReader: MHD_ContentReaderCallback = { boxPointer, position, buffer, capacity in
     guard let boxPointer, let buffer else { return -2 }
     let box = Unmanaged<SourceBox>.fromOpaque(boxPointer).takeUnretainedValue()
-    guard let count = box.source.read(at: Int64(position), into: UnsafeMutableRawBufferPointer(start: buffer, count: capacity))
+    guard
+        let count = box.source.read(
+            at: Int64(position), into: UnsafeMutableRawBufferPointer(start: buffer, count: capacity))
     else { return -2 }  // MHD_CONTENT_READER_END_WITH_ERROR
     return count == 0 ? -1 : count  // -1 is MHD_CONTENT_READER_END_OF_STREAM
 }

@@ -7,8 +7,10 @@ public struct Logger: Sendable {
     public enum Level: Int, Sendable, Comparable, CustomStringConvertible {
         case debug, info, warning, error
 
+        /// Orders levels from debug to error.
         public static func < (lhs: Level, rhs: Level) -> Bool { lhs.rawValue < rhs.rawValue }
 
+        /// The level as it appears in a log line.
         public var description: String {
             switch self {
             case .debug: "debug"

@@ -44,7 +44,8 @@ enum ByteRange {
 
     /// A non-negative decimal of at most 18 digits.
     static func number(_ text: Substring) -> Int64? {
-        guard !text.isEmpty, text.count <= 18, text.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") })
+        guard !text.isEmpty, text.count <= 18,
+            text.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") })
         else { return nil }
         return Int64(text)
     }

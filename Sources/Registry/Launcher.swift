@@ -62,7 +62,8 @@ public enum Launcher {
         if !server.isTLS {
             logger.warning("plain HTTP: no tls-cert is configured")
         }
-        let isLoopback = configuration.address.hasPrefix("127.") || configuration.address == "::1"
+        let isLoopback =
+            configuration.address.hasPrefix("127.") || configuration.address == "::1"
             || configuration.address == "localhost"
         if isLoopback {
             logger.warning("anonymous push is allowed; safe only because the registry listens on loopback")

@@ -51,7 +51,9 @@ struct ManifestDocument {
         if let type = contentType ?? declared, ManifestMediaType.schema1.contains(type) {
             throw RegistryError(.manifestInvalid, "schema 1 manifests are not supported; push schema 2 or OCI")
         }
-        guard root["schemaVersion"] as? Int == 2 else { throw RegistryError(.manifestInvalid, "schemaVersion must be 2") }
+        guard root["schemaVersion"] as? Int == 2 else {
+            throw RegistryError(.manifestInvalid, "schemaVersion must be 2")
+        }
         if let declared, let contentType, declared != contentType {
             throw RegistryError(.manifestInvalid, "mediaType \(declared) differs from Content-Type \(contentType)")
         }

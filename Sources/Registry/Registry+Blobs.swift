@@ -12,7 +12,9 @@ extension Registry {
         ]
 
         if isHead {
-            guard let size = try store.blobSize(digest, in: name) else { throw RegistryError(.blobUnknown, digest.description) }
+            guard let size = try store.blobSize(digest, in: name) else {
+                throw RegistryError(.blobUnknown, digest.description)
+            }
             headers.append(("Content-Type", "application/octet-stream"))
             return HTTPResponse(status: 200, headers: headers.map { ($0.0, $0.1) }, body: .lengthOnly(size))
         }

@@ -125,7 +125,8 @@ final class UploadReceiver: ThrowingReceiver {
         try appender.commit(as: digest)
         registry.logger.info(
             "blob uploaded",
-            metadata.merging(["digest": digest.description, "size": String(appender.offset), "repository": name.value]) { $1 })
+            metadata.merging(["digest": digest.description, "size": String(appender.offset), "repository": name.value])
+            { $1 })
         return registry.blobCreated(name, digest)
     }
 

@@ -19,6 +19,7 @@ public final class Registry: HTTPHandler {
         self.logger = logger
     }
 
+    /// Routes the request and answers it, or takes its body first for uploads and manifest pushes.
     public func begin(_ request: HTTPRequest) -> HTTPExchange {
         do {
             switch try dispatch(try Route.parse(request.path), request) {
@@ -85,9 +86,11 @@ public final class Registry: HTTPHandler {
         case let failure as Route.Failure:
             switch failure {
             case .notFound: registryError = RegistryError(.unsupported, "no such endpoint", status: 404)
-            case .nameInvalid: registryError = RegistryError(.nameInvalid, "repository names match [a-z0-9]+ joined by . _ __ - and /")
+            case .nameInvalid:
+                registryError = RegistryError(.nameInvalid, "repository names match [a-z0-9]+ joined by . _ __ - and /")
             case .tagInvalid: registryError = RegistryError(.tagInvalid, "tags match [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}")
-            case .digestInvalid: registryError = RegistryError(.digestInvalid, "digests are sha256:<64 hex> or sha512:<128 hex>")
+            case .digestInvalid:
+                registryError = RegistryError(.digestInvalid, "digests are sha256:<64 hex> or sha512:<128 hex>")
             case .uploadUnknown: registryError = RegistryError(.blobUploadUnknown)
             }
         case let failure as RegistryStoreError:
@@ -120,7 +123,9 @@ public final class Registry: HTTPHandler {
     func json(_ object: Any, status: Int = 200, isHead: Bool = false, contentType: String = "application/json")
         -> HTTPResponse
     {
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
+        let data =
+            (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]))
+            ?? Data()
         let body: HTTPResponse.Body = isHead ? .lengthOnly(Int64(data.count)) : .bytes(Array(data))
         return HTTPResponse(status: status, headers: [("Content-Type", contentType)], body: body)
     }

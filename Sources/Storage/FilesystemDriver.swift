@@ -20,6 +20,7 @@ public final class FilesystemDriver: StorageDriver {
         root + "/" + path.description
     }
 
+    /// Stats the file at `path`; directories are not objects.
     public func info(_ path: StoragePath) throws -> ObjectInfo? {
         guard let status = try System.status(file(path)), (status.st_mode & S_IFMT) == S_IFREG else { return nil }
         let modified = Date(
@@ -27,6 +28,7 @@ public final class FilesystemDriver: StorageDriver {
         return ObjectInfo(size: Int64(status.st_size), modified: modified)
     }
 
+    /// Reads a small file whole.
     public func read(_ path: StoragePath, limit: Int) throws -> [UInt8]? {
         guard let descriptor = try System.openForReading(file(path)) else { return nil }
         defer { close(descriptor) }
@@ -41,6 +43,7 @@ public final class FilesystemDriver: StorageDriver {
         return bytes
     }
 
+    /// Opens the file for reading at any offset, or for sendfile.
     public func openReader(_ path: StoragePath) throws -> (any ObjectReader)? {
         guard let descriptor = try System.openForReading(file(path)) else { return nil }
         var status = stat()
@@ -52,6 +55,7 @@ public final class FilesystemDriver: StorageDriver {
         return FileReader(descriptor: descriptor, size: Int64(status.st_size), path: path.description)
     }
 
+    /// Writes the bytes into `_tmp` and renames the file into place.
     public func write(_ path: StoragePath, _ bytes: [UInt8]) throws {
         let temporary = file(StorageLayout.temporary) + "/" + UploadID.make().value
         let descriptor = try System.create(temporary)
@@ -66,14 +70,17 @@ public final class FilesystemDriver: StorageDriver {
         }
     }
 
+    /// Lists a directory; a missing one lists as empty.
     public func list(_ directory: StoragePath) throws -> [String] {
         try System.listDirectory(file(directory))
     }
 
+    /// Removes a file or a whole directory tree.
     public func delete(_ path: StoragePath) throws {
         try System.removeTree(file(path))
     }
 
+    /// Opens the upload's `data` file, truncated to `offset`.
     public func openSegmentWriter(_ upload: StoragePath, at offset: Int64) throws -> any SegmentWriter {
         let directory = file(upload)
         try System.makeDirectories(directory)
@@ -94,6 +101,7 @@ public final class FilesystemDriver: StorageDriver {
         return FileSegmentWriter(descriptor: descriptor, offset: offset, path: data)
     }
 
+    /// Fsyncs the upload's `data` file, renames it onto `destination` and fsyncs the directory.
     public func commitSegments(_ upload: StoragePath, length: Int64, to destination: StoragePath) throws -> Bool {
         let data = file(upload) + "/data"
         let target = file(destination)

@@ -31,7 +31,8 @@ public struct RepositoryName: Hashable, Sendable, CustomStringConvertible, Compa
     public static func < (lhs: RepositoryName, rhs: RepositoryName) -> Bool { lhs.value < rhs.value }
 
     private static func isAlphanumeric(_ byte: UInt8) -> Bool {
-        (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9"))
+        (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z"))
+            || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9"))
     }
 
     // A component is runs of [a-z0-9] joined by one separator: ".", "_", "__" or any number of "-".
@@ -49,8 +50,10 @@ public struct RepositoryName: Hashable, Sendable, CustomStringConvertible, Compa
             while end < component.endIndex, !isAlphanumeric(component[end]) { end += 1 }
             let separator = component[index..<end]
             let allDashes = separator.allSatisfy { $0 == UInt8(ascii: "-") }
-            let isKnown = allDashes || separator.elementsEqual([UInt8(ascii: ".")])
-                || separator.elementsEqual([UInt8(ascii: "_")]) || separator.elementsEqual([UInt8(ascii: "_"), UInt8(ascii: "_")])
+            let isKnown =
+                allDashes || separator.elementsEqual([UInt8(ascii: ".")])
+                || separator.elementsEqual([UInt8(ascii: "_")])
+                || separator.elementsEqual([UInt8(ascii: "_"), UInt8(ascii: "_")])
             guard isKnown else { return false }
             index = end
         }
@@ -79,7 +82,8 @@ public struct Tag: Hashable, Sendable, CustomStringConvertible, Comparable {
     public static func < (lhs: Tag, rhs: Tag) -> Bool { lhs.value < rhs.value }
 
     private static func isWordByte(_ byte: UInt8) -> Bool {
-        (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
+        (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z"))
+            || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
             || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")) || byte == UInt8(ascii: "_")
     }
 }
@@ -120,7 +124,9 @@ public struct UploadID: Hashable, Sendable, CustomStringConvertible {
         guard bytes.count == 36 else { return nil }
         for (index, byte) in bytes.enumerated() {
             let isDashPosition = index == 8 || index == 13 || index == 18 || index == 23
-            let isHex = (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")) || (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "f"))
+            let isHex =
+                (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9"))
+                || (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "f"))
             guard isDashPosition ? byte == UInt8(ascii: "-") : isHex else { return nil }
         }
         value = String(text)
@@ -129,8 +135,10 @@ public struct UploadID: Hashable, Sendable, CustomStringConvertible {
     /// A new random identifier.
     public static func make() -> UploadID {
         let hex = Hex.encode(Crypto.randomBytes(16))
-        let parts = [hex.prefix(8), hex.dropFirst(8).prefix(4), hex.dropFirst(12).prefix(4), hex.dropFirst(16).prefix(4),
-            hex.dropFirst(20)]
+        let parts = [
+            hex.prefix(8), hex.dropFirst(8).prefix(4), hex.dropFirst(12).prefix(4), hex.dropFirst(16).prefix(4),
+            hex.dropFirst(20),
+        ]
         return UploadID(parts.joined(separator: "-"))!
     }
 

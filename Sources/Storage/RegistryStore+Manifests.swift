@@ -65,7 +65,9 @@ extension RegistryStore {
     }
 
     /// Whether the repository holds a manifest with this digest.
-    public func hasManifest(_ digest: Digest, in repository: RepositoryName, namespace: Namespace = .local) throws -> Bool {
+    public func hasManifest(_ digest: Digest, in repository: RepositoryName, namespace: Namespace = .local) throws
+        -> Bool
+    {
         try driver.info(StorageLayout.manifestLink(digest, repository, in: namespace)) != nil
     }
 

@@ -23,7 +23,9 @@ public final class RegistryStore: Sendable {
     // MARK: - Blobs
 
     /// The size of a blob the repository holds, or nil when the repository does not hold it.
-    public func blobSize(_ digest: Digest, in repository: RepositoryName, namespace: Namespace = .local) throws -> Int64? {
+    public func blobSize(_ digest: Digest, in repository: RepositoryName, namespace: Namespace = .local) throws
+        -> Int64?
+    {
         guard try driver.info(StorageLayout.layerLink(digest, repository, in: namespace)) != nil else { return nil }
         return try driver.info(StorageLayout.blob(digest, in: namespace))?.size
     }
@@ -63,7 +65,9 @@ public final class RegistryStore: Sendable {
     }
 
     /// Stores small content, such as a manifest, as a blob of the namespace and links it into `repository`.
-    public func storeBlob(_ bytes: [UInt8], digest: Digest, in repository: RepositoryName, namespace: Namespace = .local)
+    public func storeBlob(
+        _ bytes: [UInt8], digest: Digest, in repository: RepositoryName, namespace: Namespace = .local
+    )
         throws
     {
         let path = StorageLayout.blob(digest, in: namespace)

@@ -217,7 +217,8 @@ import Testing
             #expect(get.header("Content-Type") == "application/vnd.oci.image.manifest.v1+json")
             #expect(get.header("Docker-Content-Digest") == digest.description)
             let head = try client.send(
-                "HEAD", "/v2/img/manifests/\(reference)", headers: ["Accept": "application/vnd.oci.image.manifest.v1+json"])
+                "HEAD", "/v2/img/manifests/\(reference)",
+                headers: ["Accept": "application/vnd.oci.image.manifest.v1+json"])
             #expect(head.status == 200)
             #expect(head.header("Content-Length") == String(manifest.count))
         }
@@ -226,7 +227,8 @@ import Testing
 
     @Test func tagPointsAtTheLastManifestPushed() throws {
         let (first, _) = try pushImage("retag", tag: "latest")
-        let (second, _) = try pushImage("retag", tag: "latest", mediaType: "application/vnd.docker.distribution.manifest.v2+json")
+        let (second, _) = try pushImage(
+            "retag", tag: "latest", mediaType: "application/vnd.docker.distribution.manifest.v2+json")
         #expect(first != second)
         let get = try client.send("GET", "/v2/retag/manifests/latest")
         #expect(get.body == second)
@@ -271,12 +273,15 @@ import Testing
     @Test func indexNeedsItsManifests() throws {
         let (child, _) = try pushImage("index", tag: "amd64")
         let entry = Fixture.descriptor(child, "application/vnd.oci.image.manifest.v1+json")
-        let index = Array(try JSONSerialization.data(withJSONObject: [
-            "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [entry],
-        ]))
-        let pushed = try client.pushManifest(index, to: "index", reference: "multi", mediaType: "application/vnd.oci.image.index.v1+json")
+        let index = Array(
+            try JSONSerialization.data(withJSONObject: [
+                "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [entry],
+            ]))
+        let pushed = try client.pushManifest(
+            index, to: "index", reference: "multi", mediaType: "application/vnd.oci.image.index.v1+json")
         #expect(pushed.status == 201)
-        let orphan = try client.pushManifest(index, to: "other-index", reference: "multi", mediaType: "application/vnd.oci.image.index.v1+json")
+        let orphan = try client.pushManifest(
+            index, to: "other-index", reference: "multi", mediaType: "application/vnd.oci.image.index.v1+json")
         #expect(errorCode(orphan) == "MANIFEST_BLOB_UNKNOWN")
     }
 
@@ -358,7 +363,9 @@ import Testing
         let subjectDescriptor = Fixture.descriptor(subject, "application/vnd.oci.image.manifest.v1+json")
         let referrer = Fixture.imageManifest(
             config: config, layers: [],
-            extra: ["artifactType": "application/vnd.example.sig", "subject": subjectDescriptor, "annotations": ["k": "v"]])
+            extra: [
+                "artifactType": "application/vnd.example.sig", "subject": subjectDescriptor, "annotations": ["k": "v"],
+            ])
         let pushed = try client.pushManifest(referrer, to: "refs", reference: Digest.sha256(of: referrer).description)
         #expect(pushed.status == 201)
         #expect(pushed.header("OCI-Subject") == subjectDigest.description)

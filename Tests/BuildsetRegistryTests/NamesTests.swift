@@ -70,7 +70,9 @@ import Testing
         #expect(try Route.parse("/v2/a/b/blobs/uploads/\(id)") == .upload(name, id))
         #expect(try Route.parse("/v2/a/b/referrers/\(Self.digest)") == .referrers(name, digest))
         // A name may contain a segment that is also an endpoint word.
-        #expect(try Route.parse("/v2/blobs/manifests/manifests/v1") == .manifest(RepositoryName("blobs/manifests")!, .tag(Tag("v1")!)))
+        #expect(
+            try Route.parse("/v2/blobs/manifests/manifests/v1")
+                == .manifest(RepositoryName("blobs/manifests")!, .tag(Tag("v1")!)))
     }
 
     @Test(arguments: [

@@ -51,7 +51,10 @@ enum Fixture {
         return (0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) }
     }
 
-    static func imageManifest(config: [UInt8], layers: [[UInt8]], mediaType: String = "application/vnd.oci.image.manifest.v1+json", extra: [String: Any] = [:])
+    static func imageManifest(
+        config: [UInt8], layers: [[UInt8]], mediaType: String = "application/vnd.oci.image.manifest.v1+json",
+        extra: [String: Any] = [:]
+    )
         -> [UInt8]
     {
         var object: [String: Any] = [
@@ -73,8 +76,10 @@ struct RegistryClient {
     let base: String
     let http = HTTPClient()
 
-    func send(_ method: String, _ path: String, headers: [String: String] = [:], body: [UInt8]? = nil,
-              chunked: Bool = false) throws -> HTTPClient.Response {
+    func send(
+        _ method: String, _ path: String, headers: [String: String] = [:], body: [UInt8]? = nil,
+        chunked: Bool = false
+    ) throws -> HTTPClient.Response {
         let url = path.hasPrefix("http") ? path : base + path
         return try http.send(method, url, headers: headers, body: body, chunked: chunked)
     }
@@ -94,7 +99,8 @@ struct RegistryClient {
         while offset < bytes.count {
             let end = min(offset + chunkSize, bytes.count)
             let patch = try send(
-                "PATCH", location, headers: ["Content-Range": "\(offset)-\(end - 1)", "Content-Type": "application/octet-stream"],
+                "PATCH", location,
+                headers: ["Content-Range": "\(offset)-\(end - 1)", "Content-Type": "application/octet-stream"],
                 body: Array(bytes[offset..<end]))
             guard patch.status == 202, let next = patch.header("Location") else { return patch }
             location = next
@@ -105,8 +111,10 @@ struct RegistryClient {
 
     /// Pushes a manifest under `reference`.
     @discardableResult
-    func pushManifest(_ bytes: [UInt8], to name: String, reference: String,
-                      mediaType: String = "application/vnd.oci.image.manifest.v1+json") throws -> HTTPClient.Response {
+    func pushManifest(
+        _ bytes: [UInt8], to name: String, reference: String,
+        mediaType: String = "application/vnd.oci.image.manifest.v1+json"
+    ) throws -> HTTPClient.Response {
         try send("PUT", "/v2/\(name)/manifests/\(reference)", headers: ["Content-Type": mediaType], body: bytes)
     }
 }
