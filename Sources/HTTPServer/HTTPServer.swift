@@ -23,7 +23,7 @@ public final class HTTPServer: @unchecked Sendable {
         /// Seconds a connection may stay silent before it is closed.
         public var connectionTimeout: UInt32 = 60
         /// Bytes of buffer per connection, which bound the request head and each body chunk handed over.
-        public var connectionMemoryLimit: Int = 128 * 1024
+        public var connectionMemoryLimit: Int = 256 * 1024
         /// The PEM certificate chain and key; both set serves TLS.
         public var tlsCertificatePEM: String?
         /// The PEM private key matching `tlsCertificatePEM`.
@@ -220,11 +220,13 @@ public final class HTTPServer: @unchecked Sendable {
             receiver.abandon()
         }
         let request = exchange.request
-        let elapsed = Double(DispatchTime.now().uptimeNanoseconds - exchange.started) / 1e6
+        let micros = (DispatchTime.now().uptimeNanoseconds - exchange.started) / 1000
+        let fraction = String(micros % 1000)
+        let elapsed = "\(micros / 1000)." + String(repeating: "0", count: 3 - fraction.count) + fraction
         var metadata: Logger.Metadata = [
             "request.id": request.requestID, "method": request.method, "path": request.path,
             "status": exchange.status.map(String.init) ?? "none", "bytes": String(exchange.bytes),
-            "duration_ms": String(format: "%.3f", elapsed),
+            "duration_ms": elapsed,
         ]
         if !terminatedNormally {
             metadata["closed"] = "early"

@@ -1,4 +1,4 @@
-import Foundation
+import Glibc
 import Synchronization
 
 /// A small logger in the shape of swift-log: a label, a level, and metadata kept apart from the message.
@@ -78,11 +78,13 @@ public struct Logger: Sendable {
 }
 
 /// The process-wide destination of log lines: standard error, one line per call.
+///
+/// Each line goes out in one `write(2)`, which the kernel keeps whole for lines shorter than a pipe's buffer, so
+/// no lock is needed and a logging thread never waits for another.
 final class LogSink: Sendable {
     static let shared = LogSink()
 
     private let level = Atomic<Int>(Logger.Level.info.rawValue)
-    private let output = Mutex<Void>(())
 
     var threshold: Logger.Level {
         get { Logger.Level(rawValue: level.load(ordering: .relaxed)) ?? .info }
@@ -90,32 +92,84 @@ final class LogSink: Sendable {
     }
 
     func write(level: Logger.Level, label: String, message: String, metadata: Logger.Metadata) {
-        var line = "\(Self.timestamp()) \(level) \(label): \(message)"
+        var line: [UInt8] = []
+        line.reserveCapacity(256)
+        Self.appendTimestamp(to: &line)
+        line.append(UInt8(ascii: " "))
+        line.append(contentsOf: level.description.utf8)
+        line.append(UInt8(ascii: " "))
+        line.append(contentsOf: label.utf8)
+        line.append(contentsOf: ": ".utf8)
+        line.append(contentsOf: message.utf8)
         for key in metadata.keys.sorted() {
-            line += " \(key)=\(Self.quoted(metadata[key]!))"
+            line.append(UInt8(ascii: " "))
+            line.append(contentsOf: key.utf8)
+            line.append(UInt8(ascii: "="))
+            Self.appendValue(metadata[key]!, to: &line)
         }
-        line += "\n"
-        output.withLock { _ in
-            FileHandle.standardError.write(Data(line.utf8))
+        line.append(UInt8(ascii: "\n"))
+        line.withUnsafeBytes { bytes in
+            var written = 0
+            while written < bytes.count {
+                let count = Glibc.write(2, bytes.baseAddress! + written, bytes.count - written)
+                if count <= 0 { break }
+                written += count
+            }
         }
     }
 
-    private static func timestamp() -> String {
+    private static func appendTimestamp(to line: inout [UInt8]) {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         var seconds = now.tv_sec
         var parts = tm()
         gmtime_r(&seconds, &parts)
-        return String(
-            format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday,
-            parts.tm_hour, parts.tm_min, parts.tm_sec, Int(now.tv_nsec / 1_000_000))
+        func digits(_ value: Int, _ width: Int) {
+            var divisor = 1
+            for _ in 1..<width { divisor *= 10 }
+            var rest = value
+            while divisor > 0 {
+                line.append(UInt8(ascii: "0") + UInt8(rest / divisor % 10))
+                rest %= divisor
+                divisor /= 10
+            }
+        }
+        digits(Int(parts.tm_year) + 1900, 4)
+        line.append(UInt8(ascii: "-"))
+        digits(Int(parts.tm_mon) + 1, 2)
+        line.append(UInt8(ascii: "-"))
+        digits(Int(parts.tm_mday), 2)
+        line.append(UInt8(ascii: "T"))
+        digits(Int(parts.tm_hour), 2)
+        line.append(UInt8(ascii: ":"))
+        digits(Int(parts.tm_min), 2)
+        line.append(UInt8(ascii: ":"))
+        digits(Int(parts.tm_sec), 2)
+        line.append(UInt8(ascii: "."))
+        digits(Int(now.tv_nsec) / 1_000_000, 3)
+        line.append(UInt8(ascii: "Z"))
     }
 
-    private static func quoted(_ value: String) -> String {
-        let needsQuotes = value.isEmpty || value.contains { $0 == " " || $0 == "\"" || $0 == "=" || $0 == "\n" }
-        guard needsQuotes else { return value }
-        let escaped = value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
-            .replacingOccurrences(of: "\n", with: "\\n")
-        return "\"\(escaped)\""
+    /// Appends a metadata value, quoted and escaped when it holds a space, a quote, `=` or a line break.
+    private static func appendValue(_ value: String, to line: inout [UInt8]) {
+        let special: Set<UInt8> = [UInt8(ascii: " "), UInt8(ascii: "\""), UInt8(ascii: "="), UInt8(ascii: "\n")]
+        let needsQuotes = value.isEmpty || value.utf8.contains { special.contains($0) }
+        guard needsQuotes else {
+            line.append(contentsOf: value.utf8)
+            return
+        }
+        line.append(UInt8(ascii: "\""))
+        for byte in value.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"):
+                line.append(UInt8(ascii: "\\"))
+                line.append(byte)
+            case UInt8(ascii: "\n"):
+                line.append(contentsOf: "\\n".utf8)
+            default:
+                line.append(byte)
+            }
+        }
+        line.append(UInt8(ascii: "\""))
     }
 }

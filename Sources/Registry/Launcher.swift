@@ -38,12 +38,32 @@ public enum Launcher {
         }
     }
 
-    /// Starts serving `configuration` and answers the running server.
+    /// A server that is running, with the storage it serves.
+    public struct Running {
+        /// The HTTP server.
+        public let server: HTTPServer
+        /// The storage.
+        public let store: RegistryStore
+
+        /// Stops accepting requests, finishes those in progress, and waits until committed content is on disk.
+        public func stop() {
+            server.stop()
+            store.driver.waitUntilDurable()
+        }
+    }
+
+    /// Checks content left unflushed by an earlier process, then starts serving `configuration`.
     public static func serve(_ configuration: RegistryConfiguration, isDefault: Bool, logger: Logger) throws
-        -> HTTPServer
+        -> Running
     {
         try check(configuration)
         let store = try openStore(configuration)
+        let recovery = try store.recoverUnsyncedContent()
+        if recovery.checked > 0 {
+            logger.warning(
+                "checked content committed before an unclean stop",
+                ["checked": String(recovery.checked), "removed": String(recovery.removed)])
+        }
         var settings = HTTPServer.Configuration(address: configuration.address, port: configuration.port)
         if let certificate = configuration.tlsCertificatePath, let key = configuration.tlsKeyPath {
             settings.tlsCertificatePEM = try String(contentsOfFile: certificate, encoding: .utf8)
@@ -70,7 +90,7 @@ public enum Launcher {
         } else {
             logger.warning("anonymous push is allowed from the network: configure users to restrict it")
         }
-        return server
+        return Running(server: server, store: store)
     }
 
     /// Removes uploads started longer ago than the configured expiration (one day when unset).

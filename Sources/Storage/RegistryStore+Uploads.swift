@@ -108,7 +108,11 @@ public final class UploadAppender {
     private var record: UploadRecord
     private var hasher: SHA256Hasher
     private let writer: any SegmentWriter
+    private var pipeline: UploadPipeline?
     private var isOpen = true
+
+    /// Below this many bytes in one request, hashing and writing inline costs less than handing them over.
+    static let pipelineThreshold = 256 * 1024
 
     init(store: RegistryStore, id: UploadID, record: UploadRecord, hasher: SHA256Hasher, writer: any SegmentWriter) {
         self.store = store
@@ -126,16 +130,30 @@ public final class UploadAppender {
 
     /// Appends bytes to the upload.
     public func append(_ bytes: UnsafeRawBufferPointer) throws {
-        try writer.write(bytes)
-        hasher.update(bytes)
+        if pipeline == nil, bytes.count >= Self.pipelineThreshold || received >= Self.pipelineThreshold {
+            pipeline = UploadPipeline(writer: writer, hasher: hasher)
+        }
+        if let pipeline {
+            try pipeline.append(bytes)
+        } else {
+            try writer.write(bytes)
+            hasher.update(bytes)
+        }
+        received += Int64(bytes.count)
         record.offset += Int64(bytes.count)
     }
+
+    private var received: Int64 = 0
 
     /// Ends this request's chunk and records the upload's new length and hash state.
     @discardableResult
     public func save() throws -> Int64 {
         guard isOpen else { return record.offset }
         isOpen = false
+        if let pipeline {
+            hasher = try pipeline.finish()
+            self.pipeline = nil
+        }
         try writer.finish()
         record.hashState = Data(hasher.savedState)
         try store.save(record, for: id)
@@ -182,19 +200,9 @@ public final class UploadAppender {
 
     // Digests other than SHA-256 are rare enough that reading the upload back costs less than hashing twice.
     private func rehash(as algorithm: Digest.Algorithm) throws -> Digest {
-        let path = StorageLayout.upload(id).appending("data")
-        let hasher = StreamHasher(algorithm)
-        var buffer = [UInt8](repeating: 0, count: 1 << 20)
-        if let reader = try store.driver.openReader(path) {
-            defer { reader.close() }
-            var position: Int64 = 0
-            while true {
-                let count = try buffer.withUnsafeMutableBytes { try reader.read(at: position, into: $0) }
-                if count == 0 { break }
-                buffer.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0.prefix(count))) }
-                position += Int64(count)
-            }
+        guard let reader = try store.driver.openReader(StorageLayout.upload(id).appending("data")) else {
+            throw RegistryStoreError(.uploadDamaged)
         }
-        return hasher.finish()
+        return try RegistryStore.digest(of: reader, algorithm: algorithm)
     }
 }

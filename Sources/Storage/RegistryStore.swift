@@ -20,6 +20,43 @@ public final class RegistryStore: Sendable {
         self.logger = logger
     }
 
+    /// Checks the content an earlier process committed but may not have flushed to disk before it stopped, and
+    /// removes any that no longer matches its digest; answers how many were checked and how many removed.
+    @discardableResult
+    public func recoverUnsyncedContent() throws -> (checked: Int, removed: Int) {
+        var checked = 0
+        var removed = 0
+        for path in try driver.unsyncedObjects() {
+            guard let digest = StorageLayout.blobDigest(path), let reader = try driver.openReader(path) else {
+                continue
+            }
+            checked += 1
+            let actual = try Self.digest(of: reader, algorithm: digest.algorithm)
+            if actual != digest {
+                try driver.delete(path)
+                removed += 1
+                logger.error("damaged blob removed", ["digest": digest.description, "actual": actual.description])
+            }
+        }
+        try driver.markAllSynced()
+        return (checked, removed)
+    }
+
+    /// Hashes a whole object by reading it back.
+    static func digest(of reader: any ObjectReader, algorithm: Digest.Algorithm) throws -> Digest {
+        defer { reader.close() }
+        let hasher = StreamHasher(algorithm)
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        var position: Int64 = 0
+        while true {
+            let count = try buffer.withUnsafeMutableBytes { try reader.read(at: position, into: $0) }
+            if count == 0 { break }
+            buffer.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0.prefix(count))) }
+            position += Int64(count)
+        }
+        return hasher.finish()
+    }
+
     // MARK: - Blobs
 
     /// The size of a blob the repository holds, or nil when the repository does not hold it.

@@ -32,6 +32,27 @@ public protocol StorageDriver: Sendable {
     /// removes the upload. Answers false when `destination` already existed: the upload is dropped and the
     /// existing object, which has the same content, stays.
     func commitSegments(_ upload: StoragePath, length: Int64, to destination: StoragePath) throws -> Bool
+
+    /// Objects committed by an earlier process whose flush to disk may not have finished; they must be checked
+    /// before they are served.
+    func unsyncedObjects() throws -> [StoragePath]
+
+    /// Forgets the objects `unsyncedObjects()` listed, once each has been checked or removed.
+    func markAllSynced() throws
+
+    /// Waits until everything committed so far is durable.
+    func waitUntilDurable()
+}
+
+extension StorageDriver {
+    /// A store whose writes are durable when they return has nothing to check.
+    public func unsyncedObjects() throws -> [StoragePath] { [] }
+
+    /// A store whose writes are durable when they return keeps no records.
+    public func markAllSynced() throws {}
+
+    /// A store whose writes are durable when they return never has to wait.
+    public func waitUntilDurable() {}
 }
 
 /// The size and last modification time of an object.

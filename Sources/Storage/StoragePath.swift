@@ -9,12 +9,19 @@ public struct StoragePath: Hashable, Sendable, CustomStringConvertible {
         self.components = components
     }
 
+    /// A path read back from storage's own records, whose components the caller has checked.
+    init(unchecked components: [String]) {
+        self.components = components
+    }
+
     /// The path with `/` between components.
     public var description: String { components.joined(separator: "/") }
 
     /// The path of a child of this path; the name must come from a listing of this path or a checked name.
     public func appending(_ name: String) -> StoragePath {
-        precondition(!name.isEmpty && name != "." && name != ".." && !name.contains("/"), "unsafe path component")
+        precondition(
+            !name.isEmpty && name != "." && name != ".." && !name.utf8.contains(UInt8(ascii: "/")),
+            "unsafe path component")
         return StoragePath(components + [name])
     }
 }
@@ -27,6 +34,7 @@ public struct StoragePath: Hashable, Sendable, CustomStringConvertible {
 /// │   ├── data                              the bytes received so far (or segments, on object storage)
 /// │   └── state                             offset, saved SHA-256 state, repository, start time
 /// ├── _tmp/                                 whole objects being written, renamed into place when complete
+/// ├── _sync/                                (filesystem) records of committed files not yet flushed to disk
 /// └── <namespace>/                          _local holds pushes; upstream caches get their own
 ///     ├── blobs/<algorithm>/<hex[0..<2]>/<hex>           complete, verified content
 ///     └── repositories/<name>/
@@ -43,6 +51,15 @@ public enum StorageLayout {
 
     /// The directory for whole objects being written.
     public static let temporary = StoragePath(["_tmp"])
+
+    /// The blob a path of `blob(_:in:)` names, or nil for any other path.
+    public static func blobDigest(_ path: StoragePath) -> Digest? {
+        let parts = path.components
+        guard parts.count == 5, parts[1] == "blobs", let digest = Digest("\(parts[2]):\(parts[4])"),
+            parts[3] == String(digest.hex.prefix(2))
+        else { return nil }
+        return digest
+    }
 
     /// The directory of one upload.
     public static func upload(_ id: UploadID) -> StoragePath {

@@ -89,15 +89,18 @@ enum System {
         }
     }
 
-    /// Flushes a file to the disk after checking it holds exactly `expectedSize` bytes.
-    static func syncFile(_ file: String, expectedSize: Int64, path: String) throws {
-        let descriptor = open(file, O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else {
-            if errno == ENOENT { throw StorageError(.corrupt, path: path) }
-            throw fail("open", file)
+    /// Checks that a file holds exactly `expectedSize` bytes; a missing or different file is damage.
+    static func checkSize(_ file: String, expectedSize: Int64, path: String) throws {
+        guard let status = try status(file), Int64(status.st_size) == expectedSize else {
+            throw StorageError(.corrupt, path: path)
         }
+    }
+
+    /// Flushes a file to the disk.
+    static func syncPath(_ file: String) throws {
+        let descriptor = open(file, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw fail("open", file) }
         defer { close(descriptor) }
-        guard try size(of: descriptor, path: file) == expectedSize else { throw StorageError(.corrupt, path: path) }
         guard fsync(descriptor) == 0 else { throw fail("fsync", file) }
     }
 

@@ -78,13 +78,13 @@ case "prune":
     }
 default:
     do {
-        let server = try Launcher.serve(configuration, isDefault: configPath == nil, logger: logger)
+        let running = try Launcher.serve(configuration, isDefault: configPath == nil, logger: logger)
         let signals = [SIGTERM, SIGINT].map { number in
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: .main)
             source.setEventHandler {
                 logger.info("stopping", ["signal": String(number)])
-                server.stop()
+                running.stop()
                 exit(0)
             }
             source.resume()

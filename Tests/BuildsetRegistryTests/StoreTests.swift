@@ -117,4 +117,33 @@ import Testing
         #expect(listed.map(\.id) == [id])
         #expect(abs(listed[0].startedAt.timeIntervalSinceNow) < 60)
     }
+
+    @Test func recoveryRemovesTornBlobsAndKeepsWholeOnes() throws {
+        let store = try makeStore()
+        let whole = Fixture.randomBytes(5000)
+        let torn = Fixture.randomBytes(5000)
+        for blob in [whole, torn] {
+            let id = try store.startUpload(in: name)
+            let appender = try store.openUpload(id, in: name)
+            try append(blob, to: appender)
+            try appender.commit(as: Digest.sha256(of: blob))
+        }
+        store.driver.waitUntilDurable()
+        #expect(try store.driver.unsyncedObjects().isEmpty)
+
+        // As after a power loss: both commits still have records, and one file lost its tail.
+        let wholePath = StorageLayout.blob(Digest.sha256(of: whole), in: .local)
+        let tornPath = StorageLayout.blob(Digest.sha256(of: torn), in: .local)
+        for (index, path) in [wholePath, tornPath].enumerated() {
+            try Data(path.description.utf8).write(to: URL(fileURLWithPath: directory.path + "/_sync/record\(index)"))
+        }
+        #expect(truncate(directory.path + "/" + tornPath.description, 1000) == 0)
+
+        let recovery = try makeStore().recoverUnsyncedContent()
+        #expect(recovery.checked == 2)
+        #expect(recovery.removed == 1)
+        #expect(try store.blobSize(Digest.sha256(of: whole), in: name) == 5000)
+        #expect(try store.blobSize(Digest.sha256(of: torn), in: name) == nil)
+        #expect(try store.driver.unsyncedObjects().isEmpty)
+    }
 }
