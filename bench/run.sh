@@ -30,10 +30,25 @@ done
 
 WORK=$(mktemp -d /tmp/bench.XXXXXX)
 declare -A PID=() URL=()
+# Stop one server: SIGTERM, up to 3 s to exit, then SIGKILL (the prebuilt
+# buildset-registry was seen to ignore SIGTERM). Always reaps the child.
+stop_pid() {
+    local pid=$1 i state
+    kill "$pid" 2>/dev/null || true
+    for ((i = 0; i < 60; i++)); do
+        state=$(awk '{ print $3 }' "/proc/$pid/stat" 2>/dev/null || true)
+        [[ -z $state || $state == Z ]] && break
+        sleep 0.05
+    done
+    if [[ -n $state && $state != Z ]]; then
+        note "pid $pid ignored SIGTERM for 3 s; sending SIGKILL"
+        kill -9 "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+}
 cleanup() {
     local name
-    for name in "${!PID[@]}"; do kill "${PID[$name]}" 2>/dev/null || true; done
-    for name in "${!PID[@]}"; do wait "${PID[$name]}" 2>/dev/null || true; done
+    for name in "${!PID[@]}"; do stop_pid "${PID[$name]}"; done
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -95,11 +110,7 @@ start_server() {
     tail -5 "$WORK/$name.log" >&2; die "$name did not answer 200 on /v2/ within 10 s"
 }
 
-stop_server() {
-    kill "${PID[$1]}" 2>/dev/null || true
-    wait "${PID[$1]}" 2>/dev/null || true
-    unset "PID[$1]"
-}
+stop_server() { stop_pid "${PID[$1]}"; unset "PID[$1]"; }
 
 # Run curl, keep response headers in $WORK/h; echo the status code.
 req() { curl -sS -D "$WORK/h" -o /dev/null -w '%{http_code}' "$@"; }
@@ -124,8 +135,8 @@ start_upload() {   # start_upload BASE REPO -> upload location
 # Monolithic push: POST, then one PUT with the whole body. Echo elapsed ns.
 push_monolithic() {
     local base=$1 repo=$2 file=$3 digest=$4 loc code t0 t1
+    t0=$(now_ns)   # timed from the POST, like the chunked push
     loc=$(start_upload "$base" "$repo")
-    t0=$(now_ns)
     # -T streams the file; 'Expect:' stops curl waiting for a 100 Continue.
     code=$(req -X PUT -H "$OCTET" -H 'Expect:' -T "$file" "$(with_digest "$loc" "$digest")")
     t1=$(now_ns)
@@ -224,10 +235,21 @@ rate_row() {   # rate_row METRIC OURS THEIRS MIN_RATIO
 
 # ---- machine and inputs (all outside any timed section) -------------------
 CPU=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
-note "machine: $(nproc) cores, $CPU; blob ${SIZE_MB} MiB, load ${DURATION} s"
+LOAD=$(cut -d' ' -f1 /proc/loadavg)
+note "machine: $(nproc) cores, $CPU, load average $LOAD; blob ${SIZE_MB} MiB, ${DURATION} s per load run"
+awk -v l="$LOAD" 'BEGIN { exit !(l > 0.5) }' && note "warning: the machine is busy, numbers will be noisy"
 SHA_MBPS=$(openssl speed -evp sha256 -bytes 65536 -seconds 2 2>/dev/null |
     awk '/^sha256 / { v = $NF; sub(/k$/, "", v); printf "%.0f", v / 1000 }')
 [[ -n $SHA_MBPS ]] || die "could not parse openssl speed output"
+
+# ---- start time, on a fresh start of each server (first: fails fast) ----
+declare -A START_MS=()
+for s in ours theirs; do
+    start_server "$s" start
+    START_MS[$s]=$START_LAST
+    stop_server "$s"
+    rm -rf "$WORK/store-$s-start"
+done
 
 note "generating blobs"
 # Separate random content per push kind so no push finds its blob already stored.
@@ -238,15 +260,6 @@ CHUNK_D="sha256:$(sha_of "$WORK/chunked.bin")"
 mkdir "$WORK/chunks"
 split -b "${CHUNK_MB}M" -a 4 "$WORK/chunked.bin" "$WORK/chunks/c"
 rm -f "$WORK/chunked.bin"
-
-# ---- start time, on a fresh start of each server --------------------------
-declare -A START_MS=()
-for s in ours theirs; do
-    start_server "$s" start
-    START_MS[$s]=$START_LAST
-    stop_server "$s"
-    rm -rf "$WORK/store-$s-start"
-done
 
 # ---- everything else, both servers running side by side -------------------
 for s in ours theirs; do start_server "$s" main; done
@@ -300,7 +313,7 @@ row "start to first 200 (ms)" "${START_MS[ours]}" "${START_MS[theirs]}" \
     "$(ratio "${START_MS[theirs]}" "${START_MS[ours]}")" "< 100 ms (ours)" "$(judge "${START_MS[ours]}" '<' 100)"
 
 HEAD_LINE="metric|buildset-registry|distribution|ratio (higher is better)|target|result"
-INFO="$(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) cores, $CPU; blob ${SIZE_MB} MiB; load ${DURATION} s per run; single-core SHA-256 ${SHA_MBPS} MB/s"
+INFO="$(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) cores, $CPU (load average $LOAD at start); blob ${SIZE_MB} MiB; load ${DURATION} s per run; single-core SHA-256 ${SHA_MBPS} MB/s"
 NOTE="ratio is ours/theirs, except RSS and start time (theirs/ours). MB = 10^6 bytes."
 
 echo "$INFO"

@@ -31,6 +31,8 @@ struct ConfigurationReader {
     let file: String
     let environment: [String: String]
     var problems: [ConfigurationProblem] = []
+    /// The expiration read under `storage`, where zuul-registry keeps it.
+    private var expiration: Int?
 
     init(file: String, environment: [String: String]) {
         self.file = file
@@ -85,13 +87,7 @@ struct ConfigurationReader {
             case "tls-key": configuration.tlsKeyPath = scalar(value, key: path)
             case "secret": configuration.secret = scalar(value, key: path)
             case "expiration":
-                if let text = scalar(value, key: path) {
-                    if let seconds = Int(text), seconds > 0 {
-                        configuration.expiration = seconds
-                    } else {
-                        report(.error, line: value.line, key: path, "must be a positive number of seconds")
-                    }
-                }
+                configuration.expiration = seconds(value, key: path) ?? configuration.expiration
             case "users": configuration.users = readUsers(value, key: path)
             case "storage": configuration.storage = readStorage(value, key: path) ?? configuration.storage
             default:
@@ -99,6 +95,7 @@ struct ConfigurationReader {
             }
         }
 
+        if configuration.expiration == nil { configuration.expiration = expiration }
         if (configuration.tlsCertificatePath == nil) != (configuration.tlsKeyPath == nil) {
             report(.error, line: registryNode.line, key: "registry.tls-cert", "tls-cert and tls-key go together")
         }
@@ -152,6 +149,9 @@ struct ConfigurationReader {
             switch field {
             case "driver", "root", "cloud", "container":
                 if let text = scalar(value, key: "\(key).\(field)") { values[field] = (text, value.line) }
+            case "expiration":
+                // zuul-registry reads the manifest expiration here, under storage.
+                expiration = seconds(value, key: "\(key).expiration") ?? expiration
             default:
                 report(.warning, line: value.line, key: "\(key).\(field)", "unknown key, ignored")
             }
@@ -177,6 +177,15 @@ struct ConfigurationReader {
             report(.error, line: driverLine, key: "\(key).driver", "unknown driver \(driver): filesystem or swift")
             return nil
         }
+    }
+
+    private mutating func seconds(_ node: YAMLNode, key: String) -> Int? {
+        guard let text = scalar(node, key: key) else { return nil }
+        guard let seconds = Int(text), seconds > 0 else {
+            report(.error, line: node.line, key: key, "must be a positive number of seconds")
+            return nil
+        }
+        return seconds
     }
 
     private mutating func mapping(_ node: YAMLNode, key: String) -> [(key: String, value: YAMLNode)]? {

@@ -30,6 +30,11 @@ public final class HTTPRequest {
         lookup.query(name)
     }
 
+    /// Every value of a query parameter that may repeat, such as `scope`, in the order sent.
+    public func queryValues(_ name: String) -> [String] {
+        lookup.queryValues(name)
+    }
+
     /// The peer's IP address as text.
     public var remoteAddress: String {
         lookup.remoteAddress()
@@ -40,17 +45,18 @@ public final class HTTPRequest {
 protocol HTTPHeaderLookup {
     func header(_ name: String) -> String?
     func query(_ name: String) -> String?
+    func queryValues(_ name: String) -> [String]
     func remoteAddress() -> String
 }
 
 /// A request made without a server, for exercising handlers in process.
 public struct HTTPTestRequest: HTTPHeaderLookup {
     let headers: [String: String]
-    let queries: [String: String]
+    let queries: [(String, String)]
 
     /// Makes a request with the given method, path, headers and query parameters.
     public static func make(
-        method: String, path: String, headers: [String: String] = [:], query: [String: String] = [:]
+        method: String, path: String, headers: [String: String] = [:], query: [(String, String)] = []
     ) -> HTTPRequest {
         let lowered = Dictionary(headers.map { ($0.key.lowercased(), $0.value) }) { first, _ in first }
         let lookup = HTTPTestRequest(headers: lowered, queries: query)
@@ -58,6 +64,7 @@ public struct HTTPTestRequest: HTTPHeaderLookup {
     }
 
     func header(_ name: String) -> String? { headers[name.lowercased()] }
-    func query(_ name: String) -> String? { queries[name] }
+    func query(_ name: String) -> String? { queries.first { $0.0 == name }?.1 }
+    func queryValues(_ name: String) -> [String] { queries.filter { $0.0 == name }.map(\.1) }
     func remoteAddress() -> String { "127.0.0.1" }
 }

@@ -12,19 +12,21 @@ public enum Launcher {
         public let description: String
     }
 
-    /// Checks what parsing cannot: files that must exist, and features this build does not have.
+    /// Checks what parsing cannot: files that must exist, and features this build does not have; every problem
+    /// is listed, one a line.
     public static func check(_ configuration: RegistryConfiguration) throws(Refusal) {
-        if !configuration.users.isEmpty || configuration.secret != nil {
-            // Serving anonymously when the file asks for users would let anyone push; refusing is the safe answer.
-            throw Refusal(description: "users and secret are set, but this build has no authentication yet")
-        }
+        var problems: [String] = []
         if case .swift = configuration.storage {
-            throw Refusal(description: "the swift storage driver is not available in this build")
+            problems.append("registry.storage.driver: the swift storage driver is not available in this build")
         }
-        for path in [configuration.tlsCertificatePath, configuration.tlsKeyPath].compactMap({ $0 }) {
-            guard FileManager.default.isReadableFile(atPath: path) else {
-                throw Refusal(description: "cannot read TLS file \(path)")
-            }
+        let files = [
+            ("registry.tls-cert", configuration.tlsCertificatePath), ("registry.tls-key", configuration.tlsKeyPath),
+        ]
+        for case (let key, let path?) in files where !FileManager.default.isReadableFile(atPath: path) {
+            problems.append("\(key): cannot read \(path)")
+        }
+        if !problems.isEmpty {
+            throw Refusal(description: problems.joined(separator: "\n"))
         }
     }
 
@@ -69,8 +71,20 @@ public enum Launcher {
             settings.tlsCertificatePEM = try String(contentsOfFile: certificate, encoding: .utf8)
             settings.tlsKeyPEM = try String(contentsOfFile: key, encoding: .utf8)
         }
+        var accessControl: AccessControl?
+        if !configuration.users.isEmpty {
+            let users = configuration.users.map {
+                AccessControl.User(name: $0.name, password: $0.password, canWrite: $0.access == .write)
+            }
+            accessControl = AccessControl(
+                users: users, secret: configuration.secret, publicURL: configuration.effectivePublicURL)
+            if configuration.secret == nil {
+                logger.warning("no secret configured: tokens are signed with a random key and die with the process")
+            }
+        }
         let server = HTTPServer(
-            configuration: settings, handler: Registry(store: store), logger: Logger(label: "http"))
+            configuration: settings, handler: Registry(store: store, accessControl: accessControl),
+            logger: Logger(label: "http"))
         try server.start()
 
         var metadata: Logger.Metadata = [
@@ -85,7 +99,10 @@ public enum Launcher {
         let isLoopback =
             configuration.address.hasPrefix("127.") || configuration.address == "::1"
             || configuration.address == "localhost"
-        if isLoopback {
+        if let accessControl {
+            let pull = accessControl.isAnonymousPullAllowed ? "anonymous" : "read users only"
+            logger.info("authentication on", ["users": String(configuration.users.count), "pull": pull])
+        } else if isLoopback {
             logger.warning("anonymous push is allowed; safe only because the registry listens on loopback")
         } else {
             logger.warning("anonymous push is allowed from the network: configure users to restrict it")
@@ -93,10 +110,16 @@ public enum Launcher {
         return Running(server: server, store: store)
     }
 
-    /// Removes uploads started longer ago than the configured expiration (one day when unset).
+    /// How long a client has to finish an upload before `prune` removes it, as in zuul-registry.
+    public static let uploadLifetime: TimeInterval = 3600
+
+    /// Removes uploads started more than `uploadLifetime` ago.
+    ///
+    /// Known limit: manifests older than `expiration` and blobs no manifest references are not pruned yet, so
+    /// storage grows until the buildset's registry is thrown away.
     public static func prune(_ configuration: RegistryConfiguration, logger: Logger) throws {
         let store = try openStore(configuration)
-        let cutoff = Date().addingTimeInterval(-Double(configuration.expiration ?? 86_400))
+        let cutoff = Date().addingTimeInterval(-uploadLifetime)
         var removed = 0
         for upload in try store.uploads() where upload.startedAt < cutoff {
             try store.driver.delete(StorageLayout.upload(upload.id))

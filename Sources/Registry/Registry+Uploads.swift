@@ -8,7 +8,9 @@ extension Registry {
     func startUpload(_ name: RepositoryName, _ request: HTTPRequest) throws -> HTTPExchange {
         if let mount = request.query("mount") {
             guard let digest = Digest(mount) else { throw RegistryError(.digestInvalid, "mount is not a digest") }
+            // A mount reads the source repository, so it needs pull there; without it the client just uploads.
             if let from = request.query("from"), let source = RepositoryName(from),
+                accessControl?.permits(request, .pull(source)) ?? true,
                 try store.mountBlob(digest, from: source, into: name)
             {
                 logger.debug("blob mounted", ["digest": digest.description, "repository": name.value, "from": from])

@@ -8,21 +8,29 @@ import Storage
 public final class Registry: HTTPHandler {
     /// The storage the registry serves.
     public let store: RegistryStore
+    /// Who may do what; nil lets anyone do anything, which is safe only on loopback.
+    let accessControl: AccessControl?
     let logger: Logger
 
     /// The largest manifest accepted; larger ones get 413.
     public static let manifestLimit = 4 * 1024 * 1024
 
     /// Makes a registry over `store`.
-    public init(store: RegistryStore, logger: Logger = Logger(label: "registry")) {
+    public init(store: RegistryStore, accessControl: AccessControl? = nil, logger: Logger = Logger(label: "registry")) {
         self.store = store
+        self.accessControl = accessControl
         self.logger = logger
     }
 
     /// Routes the request and answers it, or takes its body first for uploads and manifest pushes.
     public func begin(_ request: HTTPRequest) -> HTTPExchange {
         do {
-            switch try dispatch(try Route.parse(request.path), request) {
+            if request.path == "/auth/token", let accessControl {
+                return .respond(finish(try accessControl.tokenResponse(request)))
+            }
+            let route = try Route.parse(request.path)
+            try accessControl?.authorize(request, Self.permission(route, request.method))
+            switch try dispatch(route, request) {
             case .respond(let response):
                 return .respond(finish(response))
             case .receive(let receiver):
@@ -37,7 +45,7 @@ public final class Registry: HTTPHandler {
         let method = request.method
         switch (route, method) {
         case (.base, "GET"), (.base, "HEAD"):
-            return .respond(json([String: String](), isHead: method == "HEAD"))
+            return .respond(Self.versionCheck(isHead: method == "HEAD"))
         case (.catalog, "GET"):
             return .respond(try catalog(request))
         case (.tags(let name), "GET"):
@@ -66,6 +74,29 @@ public final class Registry: HTTPHandler {
             return .respond(try deleteManifest(name, reference))
         default:
             throw RegistryError(.unsupported, "\(method) is not supported on \(request.path)")
+        }
+    }
+
+    /// The answer to `GET /v2/`: an empty JSON object, made without a serializer since it never changes.
+    static func versionCheck(isHead: Bool) -> HTTPResponse {
+        HTTPResponse(
+            status: 200, headers: [("Content-Type", "application/json")],
+            body: isHead ? .lengthOnly(2) : .bytes(Array("{}".utf8)))
+    }
+
+    /// What a request to `route` with `method` needs to be allowed.
+    static func permission(_ route: Route, _ method: String) -> Permission {
+        switch route {
+        case .base: .login
+        case .catalog: .catalog
+        case .tags(let name), .referrers(let name, _): .pull(name)
+        case .uploads(let name), .upload(let name, _): .push(name)
+        case .blob(let name, _), .manifest(let name, _):
+            switch method {
+            case "DELETE": .delete(name)
+            case "PUT", "POST", "PATCH": .push(name)
+            default: .pull(name)
+            }
         }
     }
 

@@ -77,20 +77,20 @@ case "prune":
         exit(1)
     }
 default:
+    // SIGTERM and SIGINT are blocked before any thread starts, so every thread inherits the mask and the signals
+    // wait for the main thread's sigwait instead of landing on a library thread.
+    var stopSignals = sigset_t()
+    sigemptyset(&stopSignals)
+    sigaddset(&stopSignals, SIGTERM)
+    sigaddset(&stopSignals, SIGINT)
+    pthread_sigmask(SIG_BLOCK, &stopSignals, nil)
     do {
         let running = try Launcher.serve(configuration, isDefault: configPath == nil, logger: logger)
-        let signals = [SIGTERM, SIGINT].map { number in
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .main)
-            source.setEventHandler {
-                logger.info("stopping", ["signal": String(number)])
-                running.stop()
-                exit(0)
-            }
-            source.resume()
-            return source
-        }
-        withExtendedLifetime(signals) { dispatchMain() }
+        var received: Int32 = 0
+        sigwait(&stopSignals, &received)
+        logger.info("stopping", ["signal": String(received)])
+        running.stop()
+        exit(0)
     } catch {
         logger.error("cannot start", ["error": "\(error)"])
         exit(1)

@@ -41,6 +41,13 @@ import Testing
         #expect(configuration.storage == .filesystem(root: "/srv/registry"))
     }
 
+    @Test func readsExpirationWhereZuulRegistryKeepsIt() throws {
+        let text = "registry:\n  storage:\n    driver: filesystem\n    root: /x\n    expiration: 86400\n"
+        let (configuration, warnings) = try RegistryConfiguration.parse(text, file: "f", environment: [:])
+        #expect(warnings.isEmpty)
+        #expect(configuration.expiration == 86400)
+    }
+
     @Test func readsSwiftStorageKeys() throws {
         let text = "registry:\n  storage:\n    driver: swift\n    cloud: mycloud\n    container: images\n"
         let (configuration, _) = try RegistryConfiguration.parse(text, file: "f", environment: [:])

@@ -104,4 +104,13 @@ import Testing
             #expect(try Self.damagedBlobs(root: root).isEmpty)
         }
     }
+
+    @Test func sigtermStopsTheServerCleanly() throws {
+        let directory = TemporaryDirectory()
+        let server = try ServerProcess(root: directory.path + "/storage", directory: directory.path)
+        let blob = Fixture.randomBytes(10_000)
+        #expect(try RegistryClient(base: server.base).pushMonolithic(blob, to: "term").status == 201)
+        #expect(server.terminate() == 0)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path + "/storage/_sync").isEmpty)
+    }
 }

@@ -9,8 +9,11 @@ struct CommandResult {
 
 /// Runs a program with arguments, waits for it, and answers its exit status with standard output and error.
 @discardableResult
-func run(_ program: String, _ arguments: [String], environment: [String: String]? = nil) throws -> CommandResult {
+func run(_ program: String, _ arguments: [String], environment: [String: String]? = nil, directory: String? = nil)
+    throws -> CommandResult
+{
     let process = Process()
+    if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
     process.executableURL = URL(fileURLWithPath: program.hasPrefix("/") ? program : "/usr/bin/env")
     process.arguments = program.hasPrefix("/") ? arguments : [program] + arguments
     if let environment {

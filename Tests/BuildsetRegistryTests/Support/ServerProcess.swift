@@ -52,6 +52,14 @@ final class ServerProcess {
         process.waitUntilExit()
     }
 
+    /// Sends SIGTERM and answers the exit status, or nil when the process has not exited within ten seconds.
+    func terminate() -> Int32? {
+        kill(process.processIdentifier, SIGTERM)
+        for _ in 0..<1000 where process.isRunning { usleep(10_000) }
+        guard !process.isRunning else { return nil }
+        return process.terminationStatus
+    }
+
     private func waitUntilServing() throws {
         let client = HTTPClient()
         for _ in 0..<500 {

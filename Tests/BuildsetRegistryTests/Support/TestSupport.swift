@@ -26,11 +26,17 @@ final class TestServer {
     let store: RegistryStore
     let server: HTTPServer
 
-    init(root: String? = nil) throws {
-        Logger.threshold = .warning
+    init(
+        root: String? = nil, accessControl: AccessControl? = nil, tls: (certificate: String, key: String)? = nil,
+        port: UInt16 = 0
+    ) throws {
+        Logger.threshold = .error
         store = RegistryStore(driver: try FilesystemDriver(root: root ?? directory.path + "/storage"))
+        var configuration = HTTPServer.Configuration(address: "127.0.0.1", port: port)
+        configuration.tlsCertificatePEM = tls?.certificate
+        configuration.tlsKeyPEM = tls?.key
         server = HTTPServer(
-            configuration: .init(address: "127.0.0.1", port: 0), handler: Registry(store: store),
+            configuration: configuration, handler: Registry(store: store, accessControl: accessControl),
             logger: Logger(label: "test-http"))
         try server.start()
     }
@@ -39,7 +45,7 @@ final class TestServer {
         server.stop()
     }
 
-    var base: String { "http://127.0.0.1:\(server.port)" }
+    var base: String { "\(server.isTLS ? "https" : "http")://127.0.0.1:\(server.port)" }
 
     func url(_ path: String) -> String { base + path }
 }
