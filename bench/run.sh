@@ -30,8 +30,8 @@ done
 
 WORK=$(mktemp -d /tmp/bench.XXXXXX)
 declare -A PID=() URL=()
-# Stop one server: SIGTERM, up to 3 s to exit, then SIGKILL (the prebuilt
-# buildset-registry was seen to ignore SIGTERM). Always reaps the child.
+# Stop one server: SIGTERM, up to 3 s to exit, then SIGKILL (a safety net,
+# so a hung server cannot hang the benchmark). Always reaps the child.
 stop_pid() {
     local pid=$1 i state
     kill "$pid" 2>/dev/null || true

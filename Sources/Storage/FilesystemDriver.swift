@@ -68,13 +68,15 @@ public final class FilesystemDriver: StorageDriver {
     }
 
     /// Writes the bytes into `_tmp` and renames the file into place.
-    public func write(_ path: StoragePath, _ bytes: [UInt8]) throws {
+    public func write(_ path: StoragePath, _ bytes: [UInt8], durable: Bool) throws {
         let temporary = file(StorageLayout.temporary) + "/" + UploadID.make().value
         let descriptor = try System.create(temporary)
         do {
             try bytes.withUnsafeBytes { try System.writeAll(descriptor, $0, path: temporary) }
             // Flushed before the rename, so a power loss leaves the old object or the new one, never an empty one.
-            guard fsync(descriptor) == 0 else { throw System.fail("fsync", temporary) }
+            if durable {
+                guard fsync(descriptor) == 0 else { throw System.fail("fsync", temporary) }
+            }
             close(descriptor)
             try System.renameCreatingParent(temporary, to: file(path))
         } catch {
@@ -136,30 +138,46 @@ public final class FilesystemDriver: StorageDriver {
         return true
     }
 
-    /// The committed files whose flush to disk may not have finished when the process last stopped.
+    /// The committed files whose flush to disk may not have finished before the machine last restarted. Records
+    /// written during this boot are left out: their process may have been killed, but the page cache kept the data.
     public func unsyncedObjects() throws -> [StoragePath] {
-        let directory = root + "/" + Self.syncRecords
-        return try System.listDirectory(directory).compactMap { name in
-            guard let bytes = try read(StoragePath(unchecked: [Self.syncRecords, name]), limit: 4096) else {
-                return nil
-            }
-            let components = String(decoding: bytes, as: UTF8.self).split(separator: "/").map(String.init)
+        try syncRecords().compactMap { record in
+            guard mayHaveLostWrites(since: record.writer) else { return nil }
+            let components = record.target.split(separator: "/").map(String.init)
             guard components.allSatisfy({ !$0.isEmpty && $0 != "." && $0 != ".." }) else { return nil }
             return StoragePath(unchecked: components)
         }
     }
 
-    /// Flushes every file listed by `unsyncedObjects()` and drops their records, once they have been checked.
+    /// Flushes every file that still has a sync record and drops the records, once `unsyncedObjects()` were checked.
     public func markAllSynced() throws {
-        let directory = root + "/" + Self.syncRecords
-        for name in try System.listDirectory(directory) {
-            let bytes = try read(StoragePath(unchecked: [Self.syncRecords, name]), limit: 4096) ?? []
-            let target = root + "/" + String(decoding: bytes, as: UTF8.self)
-            if let descriptor = try System.openForReading(target) {
+        for record in try syncRecords() {
+            if let descriptor = try System.openForReading(root + "/" + record.target) {
                 fsync(descriptor)
                 close(descriptor)
             }
-            unlink(directory + "/" + name)
+            unlink(record.file)
+        }
+    }
+
+    /// Whether the machine restarted since `writer` wrote: only then can the page cache have lost its data.
+    public func mayHaveLostWrites(since writer: String) -> Bool {
+        writer != System.bootID
+    }
+
+    /// This boot's identifier.
+    public var writerIdentity: String { System.bootID }
+
+    /// Each record holds the writer's boot identifier and the committed file's path, one a line.
+    private func syncRecords() throws -> [(file: String, writer: String, target: String)] {
+        let directory = root + "/" + Self.syncRecords
+        return try System.listDirectory(directory).compactMap { name in
+            guard let bytes = try read(StoragePath(unchecked: [Self.syncRecords, name]), limit: 4096) else {
+                return nil
+            }
+            let lines = String(decoding: bytes, as: UTF8.self).split(separator: "\n").map(String.init)
+            guard let target = lines.last else { return nil }
+            return (directory + "/" + name, lines.count > 1 ? lines[0] : "", target)
         }
     }
 
@@ -172,7 +190,8 @@ public final class FilesystemDriver: StorageDriver {
         let record = root + "/" + Self.syncRecords + "/" + UploadID.make().value
         let descriptor = try System.create(record)
         defer { close(descriptor) }
-        try Array(destination.description.utf8).withUnsafeBytes { try System.writeAll(descriptor, $0, path: record) }
+        let content = System.bootID + "\n" + destination.description
+        try Array(content.utf8).withUnsafeBytes { try System.writeAll(descriptor, $0, path: record) }
         guard fsync(descriptor) == 0 else { throw System.fail("fsync", record) }
         try System.syncDirectory(root + "/" + Self.syncRecords)
         return record

@@ -11,6 +11,8 @@ struct UploadRecord: Codable {
     var offset: Int64
     var hashState: Data
     var startedAt: Double
+    /// Who wrote the data the hash state describes; see `StorageDriver.mayHaveLostWrites(since:)`.
+    var writer: String?
 }
 
 /// The progress of an upload, as a client can learn it.
@@ -29,7 +31,8 @@ extension RegistryStore {
         let id = UploadID.make()
         let record = UploadRecord(
             namespace: namespace.value, repository: repository.value, offset: 0,
-            hashState: Data(SHA256Hasher().savedState), startedAt: Date().timeIntervalSince1970)
+            hashState: Data(SHA256Hasher().savedState), startedAt: Date().timeIntervalSince1970,
+            writer: driver.writerIdentity)
         try save(record, for: id)
         return id
     }
@@ -52,8 +55,13 @@ extension RegistryStore {
         if let expectedOffset, expectedOffset != record.offset {
             throw RegistryStoreError(.uploadOutOfOrder(offset: record.offset))
         }
-        guard let hasher = SHA256Hasher(savedState: Array(record.hashState)) else {
+        guard var hasher = SHA256Hasher(savedState: Array(record.hashState)) else {
             throw RegistryStoreError(.uploadDamaged)
+        }
+        // After a restart of the machine the bytes on disk may differ from what the saved state hashed, so the
+        // state is rebuilt from them; a torn byte then fails the digest check instead of being committed.
+        if driver.mayHaveLostWrites(since: record.writer ?? "") {
+            hasher = try rehashUpload(id, length: record.offset)
         }
         let writer: any SegmentWriter
         do {
@@ -61,7 +69,31 @@ extension RegistryStore {
         } catch let error as StorageError where error.kind == .corrupt {
             throw RegistryStoreError(.uploadDamaged)
         }
-        return UploadAppender(store: self, id: id, record: record, hasher: hasher, writer: writer)
+        var current = record
+        current.writer = driver.writerIdentity
+        return UploadAppender(store: self, id: id, record: current, hasher: hasher, writer: writer)
+    }
+
+    private func rehashUpload(_ id: UploadID, length: Int64) throws -> SHA256Hasher {
+        guard let reader = try driver.openReader(StorageLayout.upload(id).appending("data")), reader.size >= length
+        else {
+            throw RegistryStoreError(.uploadDamaged)
+        }
+        defer { reader.close() }
+        var hasher = SHA256Hasher()
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        var position: Int64 = 0
+        while position < length {
+            let wanted = Int(min(Int64(buffer.count), length - position))
+            let count = try buffer.withUnsafeMutableBytes {
+                try reader.read(at: position, into: UnsafeMutableRawBufferPointer(rebasing: $0[..<wanted]))
+            }
+            guard count > 0 else { throw RegistryStoreError(.uploadDamaged) }
+            buffer.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[..<count])) }
+            position += Int64(count)
+        }
+        logger.warning("upload rehashed after a restart of the machine", ["upload.id": id.value])
+        return hasher
     }
 
     /// Removes an upload and everything it received; answers false when there was none in `repository`.
@@ -93,7 +125,8 @@ extension RegistryStore {
 
     func save(_ record: UploadRecord, for id: UploadID) throws {
         let bytes = try JSONEncoder().encode(record)
-        try driver.write(StorageLayout.uploadState(id), Array(bytes))
+        // Not flushed: a state lost with the machine only makes the client start the upload again.
+        try driver.write(StorageLayout.uploadState(id), Array(bytes), durable: false)
     }
 }
 

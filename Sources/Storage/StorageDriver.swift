@@ -15,8 +15,9 @@ public protocol StorageDriver: Sendable {
     /// Opens an object for reading, or answers nil when there is none.
     func openReader(_ path: StoragePath) throws -> (any ObjectReader)?
 
-    /// Replaces the object at `path` with `bytes`; a reader sees the old content or the new, never a mix.
-    func write(_ path: StoragePath, _ bytes: [UInt8]) throws
+    /// Replaces the object at `path` with `bytes`; a reader sees the old content or the new, never a mix. When
+    /// `durable` is false the object may be lost, never torn, if the machine loses power soon after.
+    func write(_ path: StoragePath, _ bytes: [UInt8], durable: Bool) throws
 
     /// The names directly under `directory`, in no particular order; empty when there are none.
     func list(_ directory: StoragePath) throws -> [String]
@@ -33,9 +34,15 @@ public protocol StorageDriver: Sendable {
     /// existing object, which has the same content, stays.
     func commitSegments(_ upload: StoragePath, length: Int64, to destination: StoragePath) throws -> Bool
 
-    /// Objects committed by an earlier process whose flush to disk may not have finished; they must be checked
-    /// before they are served.
+    /// Objects committed before the machine last restarted whose flush to disk may not have finished; they must
+    /// be checked before they are served.
     func unsyncedObjects() throws -> [StoragePath]
+
+    /// Whether data written by an earlier process may have been lost since: the machine restarted in between.
+    func mayHaveLostWrites(since writer: String) -> Bool
+
+    /// What identifies this process's writes for `mayHaveLostWrites(since:)`.
+    var writerIdentity: String { get }
 
     /// Forgets the objects `unsyncedObjects()` listed, once each has been checked or removed.
     func markAllSynced() throws
@@ -45,6 +52,17 @@ public protocol StorageDriver: Sendable {
 }
 
 extension StorageDriver {
+    /// Replaces an object durably.
+    public func write(_ path: StoragePath, _ bytes: [UInt8]) throws {
+        try write(path, bytes, durable: true)
+    }
+
+    /// A store whose writes are durable when they return never loses them.
+    public func mayHaveLostWrites(since writer: String) -> Bool { false }
+
+    /// A store whose writes are durable when they return needs no identity.
+    public var writerIdentity: String { "" }
+
     /// A store whose writes are durable when they return has nothing to check.
     public func unsyncedObjects() throws -> [StoragePath] { [] }
 

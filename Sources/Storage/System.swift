@@ -6,6 +6,15 @@ enum System {
         StorageError(.system(call: call, errno: number), path: path)
     }
 
+    /// The kernel's identifier for this boot: it changes when the machine restarts, and only then, so data written
+    /// under the same identifier is still in the page cache even if the process that wrote it was killed.
+    static let bootID: String = {
+        guard let text = try? String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8) else {
+            return "unknown"
+        }
+        return text.trimmingCharacters(in: .whitespacesAndNewlines)
+    }()
+
     /// The file's status, or nil when nothing is there.
     static func status(_ path: String) throws -> stat? {
         var result = stat()

@@ -146,4 +146,53 @@ import Testing
         #expect(try store.blobSize(Digest.sha256(of: torn), in: name) == nil)
         #expect(try store.driver.unsyncedObjects().isEmpty)
     }
+
+    /// Rewrites an upload's state as if it had been written before the machine restarted.
+    func pretendWrittenInAnEarlierBoot(_ id: UploadID) throws {
+        let path = directory.path + "/_uploads/\(id)/state"
+        var record = try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])
+        record["writer"] = "an-earlier-boot"
+        try JSONSerialization.data(withJSONObject: record).write(to: URL(fileURLWithPath: path))
+    }
+
+    @Test func uploadFromAnEarlierBootIsRehashedFromDisk() throws {
+        let store = try makeStore()
+        let content = Fixture.randomBytes(2000)
+        for tornByte in [false, true] {
+            let id = try store.startUpload(in: name)
+            let first = try store.openUpload(id, in: name)
+            try append(Array(content[..<1000]), to: first)
+            try first.save()
+            try pretendWrittenInAnEarlierBoot(id)
+            if tornByte {
+                let handle = try #require(FileHandle(forWritingAtPath: directory.path + "/_uploads/\(id)/data"))
+                handle.seek(toFileOffset: 500)
+                handle.write(Data([content[500] ^ 0xff]))
+                try handle.close()
+            }
+            let resumed = try store.openUpload(id, in: name, expectedOffset: 1000)
+            try append(Array(content[1000...]), to: resumed)
+            if tornByte {
+                #expect(throws: RegistryStoreError.self) { try resumed.commit(as: Digest.sha256(of: content)) }
+            } else {
+                try resumed.commit(as: Digest.sha256(of: content))
+                #expect(try store.blobSize(Digest.sha256(of: content), in: name) == 2000)
+                _ = try store.deleteBlob(Digest.sha256(of: content), from: name)
+                try store.driver.delete(StorageLayout.blob(Digest.sha256(of: content), in: .local))
+            }
+        }
+    }
+
+    @Test func recordsFromThisBootNeedNoCheck() throws {
+        let store = try makeStore()
+        let blob = Fixture.randomBytes(100)
+        let path = StorageLayout.blob(Digest.sha256(of: blob), in: .local)
+        try store.driver.write(path, blob)
+        let record = directory.path + "/_sync/killed-process"
+        try Data((store.driver.writerIdentity + "\n" + path.description).utf8).write(to: URL(fileURLWithPath: record))
+        #expect(try store.driver.unsyncedObjects().isEmpty)
+        #expect(try store.recoverUnsyncedContent().checked == 0)
+        #expect(!FileManager.default.fileExists(atPath: record))
+    }
 }
