@@ -5,7 +5,7 @@ SWIFT := $(shell test -x /opt/swift/usr/bin/swift && echo /opt/swift/usr/bin/swi
 
 # Build: the C libraries. Tests and benchmarks: the real peers they start.
 BUILD_PACKAGES := pkg-config libmicrohttpd-dev libcurl4-openssl-dev libssl-dev libyaml-dev
-TEST_PACKAGES := skopeo podman docker-registry apache2-utils wrk curl tar openssl
+TEST_PACKAGES := skopeo podman docker.io containerd docker-registry apache2-utils wrk curl tar openssl
 
 .PHONY: all build run test lint format bench deps test-deps clean
 

@@ -122,4 +122,31 @@ import Testing
         let images = try podman(["images", "--format", "{{.Repository}}:{{.Tag}}"])
         #expect(images.output.contains("\(host)/podman/image:v1"), "\(images.output)")
     }
+
+    @Test func dockerLogsInPushesAndPulls() throws {
+        let daemon = try DockerDaemon(directory: directory.path)
+        let source = try OCILayout.make(at: directory.path + "/docker-source", layers: 2, tag: "v1")
+        let archive = directory.path + "/image.tar"
+        let exported = try run("skopeo", ["copy", "oci:\(source.path):v1", "docker-archive:\(archive):local/image:v1"])
+        #expect(exported.status == 0, "\(exported.output)")
+        #expect(try daemon.docker(["load", "-i", archive]).status == 0)
+        let name = "\(host)/docker/image:v1"
+        #expect(try daemon.docker(["tag", "local/image:v1", name]).status == 0)
+
+        // docker treats 127.0.0.0/8 as an insecure registry: TLS is used, its certificate not checked.
+        let wrong = try daemon.docker(["login", "-u", "ci", "-p", "wrong", host])
+        #expect(wrong.status != 0)
+        #expect(wrong.output.contains("unauthorized"), "\(wrong.output)")
+        let pushWithoutLogin = try daemon.docker(["push", name])
+        #expect(pushWithoutLogin.status != 0, "\(pushWithoutLogin.output)")
+
+        let login = try daemon.docker(["login", "-u", "ci", "-p", "s3cret:pass", host])
+        #expect(login.status == 0, "\(login.output)")
+        let push = try daemon.docker(["push", name])
+        #expect(push.status == 0, "\(push.output)")
+        #expect(try daemon.docker(["rmi", name, "local/image:v1"]).status == 0)
+        let pull = try daemon.docker(["pull", name])
+        #expect(pull.status == 0, "\(pull.output)")
+        #expect(try daemon.docker(["image", "inspect", name]).status == 0)
+    }
 }
