@@ -17,13 +17,17 @@ let package = Package(
         .target(name: "HTTPServer", dependencies: ["CMicroHTTPD", "Logging"]),
         .target(name: "HTTPClient", dependencies: ["CCurl"]),
         .target(name: "Config", dependencies: ["CYAML"]),
+        .target(name: "Upstream", dependencies: ["HTTPClient", "Hashing", "Logging"]),
         .target(name: "Storage", dependencies: ["Hashing", "Logging"]),
-        .target(name: "Registry", dependencies: ["HTTPServer", "Storage", "Config", "Hashing", "Logging"]),
+        .target(
+            name: "Registry", dependencies: ["HTTPServer", "Storage", "Config", "Hashing", "Logging", "Upstream"]),
         .executableTarget(name: "buildset-registry", dependencies: ["Registry", "Config", "Logging"]),
 
         .testTarget(
             name: "BuildsetRegistryTests",
-            dependencies: ["Registry", "Storage", "Config", "Hashing", "HTTPServer", "HTTPClient", "Logging"]
+            dependencies: [
+                "Registry", "Storage", "Config", "Hashing", "HTTPServer", "HTTPClient", "Logging", "Upstream",
+            ]
         ),
     ]
 )

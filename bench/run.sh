@@ -7,6 +7,10 @@
 # Environment: BENCH_SIZE_MB (blob size, default 1024), BENCH_DURATION
 # (seconds per ab/wrk run, default 10). Prints a table and writes the same
 # table as markdown to bench/results.md next to this script.
+#
+# A second section runs both servers again with TLS (a throwaway CA made
+# here) and authentication as each is deployed: ours with bearer tokens,
+# distribution with htpasswd, whose clients send Basic auth every time.
 set -euo pipefail
 shopt -s inherit_errexit   # so die inside $(...) stops the whole script
 
@@ -19,11 +23,14 @@ CHUNK_MB=16
 OUT_MD="$(cd "$(dirname "$0")" && pwd)/results.md"
 OCTET='Content-Type: application/octet-stream'
 OCI_MANIFEST='application/vnd.oci.image.manifest.v1+json'
+PY=/usr/bin/python3   # standard library only (json, ssl)
+USER_PASS=bench:benchpass
+IDLE_CONNS=200
 
 die() { echo "bench: error: $*" >&2; exit 1; }
 note() { echo "bench: $*" >&2; }
 now_ns() { date +%s%N; }
-for tool in curl ab wrk openssl sha256sum split "$THEIRS_BIN"; do
+for tool in curl ab wrk openssl sha256sum split htpasswd base64 "$THEIRS_BIN" "$PY"; do
     command -v "$tool" >/dev/null || die "missing tool: $tool"
 done
 [[ -x $OURS_BIN ]] || die "not executable: $OURS_BIN"
@@ -64,12 +71,46 @@ free_port() {
     die "no free port found"
 }
 
-# write_config NAME PORT ROOT -> path of a config file for that server
+# write_config NAME PORT ROOT [tls] -> path of a config file for that server.
+# With tls: the certificate from make_certs and authentication for USER_PASS.
 write_config() {
-    local name=$1 port=$2 root=$3 cfg="$WORK/$1-$2.yml"
-    if [[ $name == ours ]]; then
-        printf 'registry:\n  address: 127.0.0.1\n  port: %s\n  storage:\n    driver: filesystem\n    root: %s\n' \
+    local name=$1 port=$2 root=$3 tls=${4:-} cfg="$WORK/$1-$2.yml"
+    if [[ $name == ours && $tls == tls ]]; then
+        cat >"$cfg" <<EOF
+registry:
+  address: 127.0.0.1
+  port: $port
+  public-url: https://127.0.0.1:$port
+  tls-cert: $WORK/tls/server-chain.pem
+  tls-key: $WORK/tls/server.key
+  secret: bench-secret
+  users:
+    - name: ${USER_PASS%%:*}
+      pass: ${USER_PASS#*:}
+      access: write
+  upstreams: []
+  storage:
+    driver: filesystem
+    root: $root
+EOF
+    elif [[ $name == ours ]]; then
+        # No upstream: distribution here is no pull-through cache either, and nothing may leave loopback.
+        printf 'registry:\n  address: 127.0.0.1\n  port: %s\n  upstreams: []\n  storage:\n    driver: filesystem\n    root: %s\n' \
             "$port" "$root" >"$cfg"
+    elif [[ $tls == tls ]]; then
+        cat >"$cfg" <<EOF
+version: 0.1
+log: {accesslog: {disabled: true}, level: error}
+storage:
+  filesystem: {rootdirectory: $root}
+  delete: {enabled: true}
+  maintenance: {uploadpurging: {enabled: false}}
+http:
+  addr: "127.0.0.1:$port"
+  tls: {certificate: $WORK/tls/server-chain.pem, key: $WORK/tls/server.key}
+auth:
+  htpasswd: {realm: bench, path: $WORK/tls/htpasswd}
+EOF
     else
         # Logging off and upload purging off so neither costs distribution time.
         cat >"$cfg" <<EOF
@@ -85,12 +126,15 @@ EOF
     echo "$cfg"
 }
 
-# start_server NAME TAG -> sets PID[NAME], URL[NAME] and START_LAST (ms).
+# start_server NAME TAG [tls] -> sets PID[NAME], URL[NAME] and START_LAST (ms).
 # Not called in $(...): the PID must be known to this shell for cleanup.
 start_server() {
-    local name=$1 tag=$2 port root cfg t0 t1 i
+    local name=$1 tag=$2 tls=${3:-} port root cfg t0 t1 i scheme=http probe=()
     port=$(free_port); root="$WORK/store-$name-$tag"; mkdir -p "$root"
-    cfg=$(write_config "$name" "$port" "$root")
+    cfg=$(write_config "$name" "$port" "$root" "$tls")
+    # With TLS, /v2/ answers 200 only to credentials, and curl gets that far
+    # only if the certificate verifies against our CA: readiness checks both.
+    if [[ $tls == tls ]]; then scheme=https; probe=(--cacert "$WORK/tls/ca.pem" -u "$USER_PASS"); fi
     t0=$(now_ns)
     if [[ $name == ours ]]; then
         "$OURS_BIN" serve -c "$cfg" 2>>"$WORK/$name.log" >&2 &
@@ -98,22 +142,28 @@ start_server() {
         "$THEIRS_BIN" serve "$cfg" 2>>"$WORK/$name.log" >&2 &
     fi
     PID[$name]=$!
-    URL[$name]="http://127.0.0.1:$port"
+    URL[$name]="$scheme://127.0.0.1:$port"
     # Poll every 5 ms, for at most 10 s (2000 tries).
     for ((i = 0; i < 2000; i++)); do
-        if [[ $(curl -s -o /dev/null -w '%{http_code}' "${URL[$name]}/v2/") == 200 ]]; then
+        if [[ $(curl -s "${probe[@]}" -o /dev/null -w '%{http_code}' "${URL[$name]}/v2/") == 200 ]]; then
             t1=$(now_ns); START_LAST=$(((t1 - t0) / 1000000)); return
         fi
         kill -0 "${PID[$name]}" 2>/dev/null || { tail -5 "$WORK/$name.log" >&2; die "$name exited at start"; }
         sleep 0.005
     done
-    tail -5 "$WORK/$name.log" >&2; die "$name did not answer 200 on /v2/ within 10 s"
+    tail -5 "$WORK/$name.log" >&2
+    # Once more with curl errors shown, so a TLS or auth failure says why.
+    curl -sS "${probe[@]}" -o /dev/null -w 'last answer on /v2/: %{http_code}\n' "${URL[$name]}/v2/" >&2 || true
+    die "$name did not answer 200 on /v2/ within 10 s"
 }
 
 stop_server() { stop_pid "${PID[$1]}"; unset "PID[$1]"; }
 
+# Extra curl options for the server being talked to (CA file, Authorization
+# header); empty in the plain-HTTP section. Set by use_server.
+CURL_OPTS=()
 # Run curl, keep response headers in $WORK/h; echo the status code.
-req() { curl -sS -D "$WORK/h" -o /dev/null -w '%{http_code}' "$@"; }
+req() { curl -sS "${CURL_OPTS[@]}" -D "$WORK/h" -o /dev/null -w '%{http_code}' "$@"; }
 header() { grep -i "^$1:" "$WORK/h" | tail -1 | cut -d' ' -f2- | tr -d '\r'; }
 
 # Location may be relative (ours) or absolute (distribution).
@@ -174,7 +224,7 @@ pull_ns() {   # best of two GETs
     local best=0 i t0 t1 code
     for i in 1 2; do
         t0=$(now_ns)
-        code=$(curl -sS -o /dev/null -w '%{http_code}' "$1")
+        code=$(curl -sS "${CURL_OPTS[@]}" -o /dev/null -w '%{http_code}' "$1")
         t1=$(now_ns)
         [[ $code == 200 ]] || die "GET $1 gave $code"
         ((best == 0 || t1 - t0 < best)) && best=$((t1 - t0))
@@ -204,23 +254,139 @@ push_manifest() {   # a one-layer OCI image manifest tagged latest
     [[ $code == 201 ]] || die "manifest PUT to $base gave $code, not 201"
 }
 
-head_rps() {   # ab -t alone caps at 50000 requests, so raise -n after it
+# head_rps URL [AB_OPTION...]: ab -t alone caps at 50000 requests, so raise
+# -n after it. ab takes the URL last.
+head_rps() {
     local out
-    out=$(ab -k -i -c 8 -t "$DURATION" -n 100000000 "$1" 2>&1) || { echo "$out" >&2; die "ab failed on $1"; }
+    out=$(ab -k -i -c 8 -t "$DURATION" -n 100000000 "${@:2}" "$1" 2>&1) || { echo "$out" >&2; die "ab failed on $1"; }
     grep -q '^Non-2xx' <<<"$out" && note "ab: non-2xx answers on $1: $(grep '^Non-2xx' <<<"$out")"
     grep -q '^Keep-Alive requests:[[:space:]]*0$' <<<"$out" && note "ab: no keep-alive on $1"
     grep -E '^Failed requests:' <<<"$out" | grep -qv ' 0$' && note "ab: $(grep '^Failed' <<<"$out") on $1"
     awk '/^Requests per second/ { printf "%.0f", $4 }' <<<"$out"
 }
 
-get_rps() {
+get_rps() {   # get_rps URL [WRK_OPTION...]
     local out
-    out=$(wrk -t 2 -c 8 -d "${DURATION}s" -H "Accept: $OCI_MANIFEST" "$1" 2>&1) || { echo "$out" >&2; die "wrk failed on $1"; }
+    out=$(wrk -t 2 -c 8 -d "${DURATION}s" -H "Accept: $OCI_MANIFEST" "${@:2}" "$1" 2>&1) || { echo "$out" >&2; die "wrk failed on $1"; }
     grep -qE 'Non-2xx|Socket errors' <<<"$out" && note "wrk on $1: $(grep -E 'Non-2xx|Socket errors' <<<"$out" | tr '\n' ' ')"
     awk '/^Requests\/sec/ { printf "%.0f", $2 }' <<<"$out"
 }
 
 peak_rss_mib() { awk '/^VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
+rss_mib() { awk '/^VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
+
+# ---- TLS and authentication helpers -----------------------------------------
+# openssl with its chatter kept in a log that is shown only if it fails.
+ossl() {
+    openssl "$@" 2>>"$WORK/tls/openssl.log" || { tail -5 "$WORK/tls/openssl.log" >&2; die "openssl $1 failed"; }
+}
+
+# A throwaway CA and a server certificate for IP 127.0.0.1 signed by it, in
+# $WORK/tls. RSA 2048, the usual default, so handshakes cost what they
+# usually do. The chain file is the server certificate followed by the CA.
+make_certs() {
+    local d="$WORK/tls"
+    mkdir -p "$d"
+    ossl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=bench-ca \
+        -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign \
+        -keyout "$d/ca.key" -out "$d/ca.pem"
+    ossl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout "$d/server.key" -out "$d/server.csr"
+    printf '%s\n' basicConstraints=CA:FALSE keyUsage=critical,digitalSignature,keyEncipherment \
+        extendedKeyUsage=serverAuth subjectAltName=IP:127.0.0.1 >"$d/server.ext"
+    ossl x509 -req -in "$d/server.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial -days 2 \
+        -extfile "$d/server.ext" -out "$d/server.pem"
+    ossl verify -CAfile "$d/ca.pem" "$d/server.pem" >/dev/null
+    cat "$d/server.pem" "$d/ca.pem" >"$d/server-chain.pem"
+}
+
+# use_server NAME: CURL_OPTS gets our CA and NAME's Authorization header;
+# use_server with no NAME clears them again.
+use_server() {
+    CURL_OPTS=()
+    if [[ -n ${1:-} ]]; then CURL_OPTS=(--cacert "$WORK/tls/ca.pem" -H "Authorization: ${AUTH[$1]}"); fi
+}
+
+# fetch_token BASE -> a token for pull and push on repository bench, asked for
+# once as a docker client does; the load runs then reuse it on every request.
+fetch_token() {
+    local base=$1 body
+    body=$(curl -sS --cacert "$WORK/tls/ca.pem" -u "$USER_PASS" \
+        "$base/auth/token?service=${base#https://}&scope=repository:bench:pull,push") || die "token request to $base failed"
+    "$PY" -c 'import json, sys; print(json.load(sys.stdin)["token"])' <<<"$body" 2>/dev/null ||
+        die "no token in the answer from $base: $body"
+}
+
+# Ours allows anonymous pulls with only a write user, but checks any
+# Authorization header it is sent; distribution checks it on every request.
+# So a wrong credential must be refused, or the load runs would not measure
+# the check: ours gets a token with a broken signature, distribution a wrong
+# password.
+check_auth_enforced() {   # check_auth_enforced NAME URL
+    local code bad
+    if [[ $1 == ours ]]; then
+        bad="${AUTH[ours]%.*}.$(printf 'A%.0s' {1..43})"   # an all-zero HMAC
+    else
+        bad="Basic $(printf '%s' bench:wrong | base64 -w0)"
+    fi
+    code=$(curl -sS --cacert "$WORK/tls/ca.pem" -H "Authorization: $bad" -o /dev/null -w '%{http_code}' -I "$2")
+    [[ $code == 401 ]] || die "$1 answered $code, not 401, to a wrong credential on HEAD $2"
+}
+
+# The idle client: hold N TLS connections, handshaken (and the certificate
+# verified, as a real client would) and then silent, until DONE exists or
+# 30 s pass; then print how many the server has not closed meanwhile.
+write_idle_client() {
+    cat >"$WORK/idle.py" <<'EOF'
+import os, socket, ssl, sys, time
+port, ca, n, ready, done = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
+ctx = ssl.create_default_context(cafile=ca)
+conns = []
+for _ in range(n):
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    conns.append(ctx.wrap_socket(raw, server_hostname="127.0.0.1"))
+open(ready, "w").close()
+deadline = time.monotonic() + 30
+while not os.path.exists(done) and time.monotonic() < deadline:
+    time.sleep(0.05)
+alive = 0
+for c in conns:
+    c.setblocking(False)
+    try:
+        alive += len(c.recv(1)) > 0   # b"" is the server's close
+    except ssl.SSLWantReadError:      # nothing to read: still open
+        alive += 1
+    except OSError:                   # reset or TLS error: closed
+        pass
+print(alive)
+EOF
+}
+
+# idle_tls_rss NAME -> sets IDLE_RSS[NAME]: NAME's VmRSS in MiB while
+# IDLE_CONNS idle TLS connections to it are open. Not called in $(...): the
+# client's PID must be known to this shell for cleanup.
+idle_tls_rss() {
+    local name=$1 i alive before port=${URL[$1]##*:}
+    before=$(rss_mib "${PID[$name]}")   # for the log: what the connections add
+    rm -f "$WORK/idle.ready" "$WORK/idle.done"
+    "$PY" "$WORK/idle.py" "$port" "$WORK/tls/ca.pem" "$IDLE_CONNS" "$WORK/idle.ready" "$WORK/idle.done" \
+        >"$WORK/idle.out" 2>"$WORK/idle.log" &
+    PID[idle]=$!
+    # Every 50 ms for at most 30 s (600 tries); the handshakes take about 1 s.
+    for ((i = 0; i < 600; i++)); do
+        [[ -e $WORK/idle.ready ]] && break
+        kill -0 "${PID[idle]}" 2>/dev/null || { tail -5 "$WORK/idle.log" >&2; die "idle TLS client to $name failed"; }
+        sleep 0.05
+    done
+    [[ -e $WORK/idle.ready ]] || die "$IDLE_CONNS TLS handshakes with $name took over 30 s"
+    sleep 2   # hold them a while, so what the server keeps per connection shows
+    IDLE_RSS[$name]=$(rss_mib "${PID[$name]}")
+    note "$name: VmRSS $before MiB before, ${IDLE_RSS[$name]} MiB with $IDLE_CONNS idle TLS connections"
+    touch "$WORK/idle.done"
+    wait "${PID[idle]}" || { tail -5 "$WORK/idle.log" >&2; die "idle TLS client to $name failed"; }
+    unset "PID[idle]"
+    alive=$(cat "$WORK/idle.out")
+    ((alive == IDLE_CONNS)) || note "$name closed $((IDLE_CONNS - alive)) of $IDLE_CONNS idle TLS connections while held"
+}
 
 # ---- results: rows of metric|ours|theirs|ratio|target|result --------------
 ROWS=()
@@ -297,6 +463,39 @@ for s in ours theirs; do
     stop_server "$s"
 done
 
+# ---- TLS and authentication, both servers side by side -------------------
+# Each authenticates as it is deployed: ours verifies a token's HMAC on each
+# request, distribution's htpasswd clients send Basic auth, bcrypt each time.
+note "TLS: making a throwaway CA and certificate"
+make_certs
+htpasswd -Bbn "${USER_PASS%%:*}" "${USER_PASS#*:}" >"$WORK/tls/htpasswd"
+write_idle_client
+head -c 4096 /dev/urandom >"$WORK/tls-blob.bin"
+TLS_BLOB_D="sha256:$(sha_of "$WORK/tls-blob.bin")"
+for s in ours theirs; do start_server "$s" tls tls; done
+declare -A AUTH=() TLS_HEADS=() TLS_GETS=() IDLE_RSS=()
+AUTH[ours]="Bearer $(fetch_token "${URL[ours]}")"
+AUTH[theirs]="Basic $(printf '%s' "$USER_PASS" | base64 -w0)"
+for s in ours theirs; do
+    note "$s: TLS push of a blob and a manifest"
+    use_server "$s"
+    push_small "${URL[$s]}" bench "$WORK/tls-blob.bin" >/dev/null
+    verify_blob "${URL[$s]}" bench "$TLS_BLOB_D" 4096
+    push_manifest "${URL[$s]}"
+    check_auth_enforced "$s" "${URL[$s]}/v2/bench/blobs/$TLS_BLOB_D"
+    note "$s: TLS HEAD blob load"
+    TLS_HEADS[$s]=$(head_rps "${URL[$s]}/v2/bench/blobs/$TLS_BLOB_D" -H "Authorization: ${AUTH[$s]}")
+    note "$s: TLS GET manifest load"
+    TLS_GETS[$s]=$(get_rps "${URL[$s]}/v2/bench/manifests/latest" -H "Authorization: ${AUTH[$s]}")
+    note "$s: $IDLE_CONNS idle TLS connections"
+    idle_tls_rss "$s"
+done
+use_server
+for s in ours theirs; do
+    kill -0 "${PID[$s]}" 2>/dev/null || die "$s died during the TLS benchmark"
+    stop_server "$s"
+done
+
 pct() { awk -v a="$1" -v b="$SHA_MBPS" 'BEGIN { printf "%.0f", 100 * a / b }'; }
 rate_row "push monolithic (MB/s)" "${MONO[ours]}" "${MONO[theirs]}" 4
 row "push monolithic, % of SHA-256" "$(pct "${MONO[ours]}")%" "$(pct "${MONO[theirs]}")%" "-" \
@@ -311,10 +510,14 @@ row "peak RSS in mono push (MiB)" "${RSS[ours]}" "${RSS[theirs]}" "$(ratio "${RS
     "< 48 MiB (ours)" "$(judge "${RSS[ours]}" '<' 48)"
 row "start to first 200 (ms)" "${START_MS[ours]}" "${START_MS[theirs]}" \
     "$(ratio "${START_MS[theirs]}" "${START_MS[ours]}")" "< 100 ms (ours)" "$(judge "${START_MS[ours]}" '<' 100)"
+rate_row "TLS+auth HEAD blob (req/s, 8 conns)" "${TLS_HEADS[ours]}" "${TLS_HEADS[theirs]}" 8
+rate_row "TLS+auth GET manifest (req/s, 8 conns)" "${TLS_GETS[ours]}" "${TLS_GETS[theirs]}" 8
+row "RSS, $IDLE_CONNS idle TLS conns (MiB)" "${IDLE_RSS[ours]}" "${IDLE_RSS[theirs]}" \
+    "$(ratio "${IDLE_RSS[theirs]}" "${IDLE_RSS[ours]}")" "-" "-"
 
 HEAD_LINE="metric|buildset-registry|distribution|ratio (higher is better)|target|result"
 INFO="$(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) cores, $CPU (load average $LOAD at start); blob ${SIZE_MB} MiB; load ${DURATION} s per run; single-core SHA-256 ${SHA_MBPS} MB/s"
-NOTE="ratio is ours/theirs, except RSS and start time (theirs/ours). MB = 10^6 bytes."
+NOTE="ratio is ours/theirs, except RSS and start time (theirs/ours). MB = 10^6 bytes. TLS+auth: RSA 2048 certificate; ours with a bearer token, distribution with htpasswd Basic auth (bcrypt per request)."
 
 echo "$INFO"
 printf '%s\n' "$HEAD_LINE" "${ROWS[@]}" | column -t -s '|' -o ' | '

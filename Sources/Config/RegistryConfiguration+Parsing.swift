@@ -89,6 +89,7 @@ struct ConfigurationReader {
             case "expiration":
                 configuration.expiration = seconds(value, key: path) ?? configuration.expiration
             case "users": configuration.users = readUsers(value, key: path)
+            case "upstreams": configuration.upstreams = readUpstreams(value, key: path)
             case "storage": configuration.storage = readStorage(value, key: path) ?? configuration.storage
             default:
                 report(.warning, line: value.line, key: path, "unknown key, ignored")
@@ -140,6 +141,48 @@ struct ConfigurationReader {
             users.append(.init(name: name, password: password, access: access ?? .read))
         }
         return users
+    }
+
+    private mutating func readUpstreams(_ node: YAMLNode, key: String) -> [RegistryConfiguration.Upstream] {
+        guard case .sequence(let items, _) = node else {
+            report(.error, line: node.line, key: key, "expected a list of upstreams")
+            return []
+        }
+        var upstreams: [RegistryConfiguration.Upstream] = []
+        for (index, item) in items.enumerated() {
+            let itemKey = "\(key)[\(index)]"
+            guard let fields = mapping(item, key: itemKey) else { continue }
+            var values: [String: String] = [:]
+            var numbers: [String: Int] = [:]
+            for (field, value) in fields {
+                let fieldKey = "\(itemKey).\(field)"
+                switch field {
+                case "name", "url", "username", "password", "ca":
+                    values[field] = scalar(value, key: fieldKey)
+                case "connect-timeout", "timeout", "tag-ttl":
+                    numbers[field] = seconds(value, key: fieldKey)
+                default:
+                    report(.warning, line: value.line, key: fieldKey, "unknown key, ignored")
+                }
+            }
+            guard let name = values["name"], !name.isEmpty, !name.contains("/") else {
+                report(.error, line: item.line, key: "\(itemKey).name", "missing, or contains /")
+                continue
+            }
+            guard let url = values["url"], url.hasPrefix("http://") || url.hasPrefix("https://") else {
+                report(.error, line: item.line, key: "\(itemKey).url", "missing, or not an http:// or https:// URL")
+                continue
+            }
+            var upstream = RegistryConfiguration.Upstream(name: name, url: url)
+            upstream.username = values["username"]
+            upstream.password = values["password"]
+            upstream.certificateAuthorities = values["ca"]
+            upstream.connectTimeout = numbers["connect-timeout"] ?? upstream.connectTimeout
+            upstream.timeout = numbers["timeout"] ?? upstream.timeout
+            upstream.tagLifetime = numbers["tag-ttl"] ?? upstream.tagLifetime
+            upstreams.append(upstream)
+        }
+        return upstreams
     }
 
     private mutating func readStorage(_ node: YAMLNode, key: String) -> RegistryConfiguration.Storage? {

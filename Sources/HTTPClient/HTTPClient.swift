@@ -50,18 +50,75 @@ public final class HTTPClient {
         curl_easy_cleanup(handle)
     }
 
+    /// Limits and trust settings for one request.
+    public struct Options: Sendable {
+        /// Seconds the whole transfer may take; 0 for no limit.
+        public var timeout = 60
+        /// Seconds to wait for the connection.
+        public var connectTimeout = 10
+        /// Seconds the transfer may go without a byte before it is abandoned; 0 for no limit.
+        public var stallTimeout = 0
+        /// A PEM file of certificate authorities to trust instead of the system's.
+        public var certificateAuthorities: String?
+
+        /// The defaults: 60 s in all, 10 s to connect.
+        public init() {}
+    }
+
     /// Sends a request; `body` is sent with `Content-Length`, or chunked when `chunked` is set.
     public func send(
         _ method: String, _ url: String, headers: [String: String] = [:], body: [UInt8]? = nil, chunked: Bool = false,
         timeout: Int = 60
     ) throws -> Response {
-        curl_easy_reset(handle)
+        var options = Options()
+        options.timeout = timeout
         let transfer = Transfer(body: body ?? [])
+        let status = try perform(
+            method, url, headers: headers, chunked: chunked && body != nil, hasBody: body != nil,
+            options: options, transfer: transfer)
+        return Response(status: status, headers: transfer.headers, body: transfer.received)
+    }
+
+    /// Sends a bodiless request and hands the response to the caller as it arrives: `onHead` once with the
+    /// status and headers, then `onData` for each piece of the body. Either returning false aborts the transfer,
+    /// which then throws. Answers the status.
+    @discardableResult
+    public func stream(
+        _ method: String, _ url: String, headers: [String: String] = [:], options: Options = Options(),
+        onHead: @escaping (Int, [(name: String, value: String)]) -> Bool,
+        onData: @escaping (UnsafeRawBufferPointer) -> Bool
+    ) throws -> Int {
+        let transfer = Transfer(body: [])
+        transfer.onHead = onHead
+        transfer.onData = onData
+        let status = try perform(
+            method, url, headers: headers, chunked: false, hasBody: false, options: options,
+            transfer: transfer)
+        transfer.deliverHeadIfPending(status: status)
+        return status
+    }
+
+    private func perform(
+        _ method: String, _ url: String, headers: [String: String], chunked: Bool, hasBody: Bool, options: Options,
+        transfer: Transfer
+    ) throws -> Int {
+        curl_easy_reset(handle)
         let context = Unmanaged.passUnretained(transfer).toOpaque()
+        transfer.handle = handle
 
         shim_curl_set_pointer(handle, CURLOPT_URL, url)
-        shim_curl_set_long(handle, CURLOPT_TIMEOUT, timeout)
+        shim_curl_set_long(handle, CURLOPT_TIMEOUT, options.timeout)
+        shim_curl_set_long(handle, CURLOPT_CONNECTTIMEOUT, options.connectTimeout)
+        if options.stallTimeout > 0 {
+            shim_curl_set_long(handle, CURLOPT_LOW_SPEED_LIMIT, 1)
+            shim_curl_set_long(handle, CURLOPT_LOW_SPEED_TIME, options.stallTimeout)
+        }
+        if let authorities = options.certificateAuthorities {
+            shim_curl_set_pointer(handle, CURLOPT_CAINFO, authorities)
+        }
         shim_curl_set_long(handle, CURLOPT_NOSIGNAL, 1)
+        // Larger pieces mean fewer callbacks, and fewer writes and wake-ups behind each.
+        shim_curl_set_long(handle, CURLOPT_BUFFERSIZE, 512 * 1024)
         shim_curl_set_header_function(handle, headerCallback)
         shim_curl_set_pointer(handle, CURLOPT_HEADERDATA, context)
         shim_curl_set_write_function(handle, writeCallback)
@@ -73,7 +130,7 @@ public final class HTTPClient {
         }
 
         var headerLines = headers.map { "\($0.key): \($0.value)" }
-        if body != nil {
+        if hasBody {
             shim_curl_set_long(handle, CURLOPT_UPLOAD, 1)
             shim_curl_set_read_function(handle, readCallback)
             shim_curl_set_pointer(handle, CURLOPT_READDATA, context)
@@ -90,12 +147,13 @@ public final class HTTPClient {
         shim_curl_set_pointer(handle, CURLOPT_HTTPHEADER, list)
 
         let code = curl_easy_perform(handle)
+        transfer.handle = nil
         guard code == CURLE_OK else {
             throw TransferError(code: Int(code.rawValue), description: String(cString: curl_easy_strerror(code)))
         }
         var status = 0
         shim_curl_get_long(handle, CURLINFO_RESPONSE_CODE, &status)
-        return Response(status: status, headers: transfer.headers, body: transfer.received)
+        return status
     }
 }
 
@@ -105,20 +163,34 @@ final class Transfer {
     var sent = 0
     var received: [UInt8] = []
     var headers: [(name: String, value: String)] = []
+    var status = 0
+    var handle: UnsafeMutableRawPointer?
+    var onHead: ((Int, [(name: String, value: String)]) -> Bool)?
+    var onData: ((UnsafeRawBufferPointer) -> Bool)?
+    var headDelivered = false
 
     init(body: [UInt8]) {
         self.body = body
+    }
+
+    /// Hands the head to a streaming caller once; answers whether the transfer should go on.
+    func deliverHeadIfPending(status: Int) -> Bool {
+        guard let onHead, !headDelivered else { return true }
+        headDelivered = true
+        return onHead(status, headers)
     }
 }
 
 private let writeCallback: curl_write_callback = { data, size, count, context in
     let transfer = Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()
     let length = size * count
-    if let data, length > 0 {
-        data.withMemoryRebound(to: UInt8.self, capacity: length) {
-            transfer.received.append(contentsOf: UnsafeBufferPointer(start: $0, count: length))
-        }
+    guard let data, length > 0 else { return length }
+    let bytes = UnsafeRawBufferPointer(start: data, count: length)
+    if let onData = transfer.onData {
+        guard transfer.deliverHeadIfPending(status: transfer.status), onData(bytes) else { return 0 }
+        return length
     }
+    transfer.received.append(contentsOf: bytes)
     return length
 }
 
@@ -132,10 +204,15 @@ private let headerCallback: curl_write_callback = { data, size, count, context i
     if line.hasPrefix("HTTP/") {
         // A new status line: 100 Continue or a redirect came first.
         transfer.headers.removeAll()
+        let parts = line.split(separator: " ")
+        transfer.status = parts.count > 1 ? Int(parts[1]) ?? 0 : 0
     } else if let colon = line.firstIndex(of: ":") {
         let name = String(line[..<colon])
         let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespacesAndNewlines)
         transfer.headers.append((name, value))
+    } else if line == "\r\n", transfer.status >= 200 {
+        // The end of a final response's head.
+        return transfer.deliverHeadIfPending(status: transfer.status) ? length : 0
     }
     return length
 }

@@ -3,6 +3,7 @@ import Foundation
 import HTTPServer
 import Logging
 import Storage
+import Upstream
 
 /// Turns a configuration into a running server, or into a list of reasons it cannot run.
 public enum Launcher {
@@ -82,15 +83,26 @@ public enum Launcher {
                 logger.warning("no secret configured: tokens are signed with a random key and die with the process")
             }
         }
-        let server = HTTPServer(
-            configuration: settings, handler: Registry(store: store, accessControl: accessControl),
-            logger: Logger(label: "http"))
+        let upstreams = configuration.upstreams.map { configured in
+            var upstream = UpstreamConfiguration(name: configured.name, url: configured.url)
+            upstream.username = configured.username
+            upstream.password = configured.password
+            upstream.certificateAuthorities = configured.certificateAuthorities
+            upstream.connectTimeout = configured.connectTimeout
+            upstream.stallTimeout = configured.timeout
+            upstream.tagLifetime = configured.tagLifetime
+            upstream.addsLibraryPrefix = configured.url.contains("registry-1.docker.io")
+            return UpstreamRegistry(upstream)
+        }
+        let registry = Registry(store: store, accessControl: accessControl, upstreams: upstreams)
+        let server = HTTPServer(configuration: settings, handler: registry, logger: Logger(label: "http"))
         try server.start()
 
         var metadata: Logger.Metadata = [
             "address": configuration.address, "port": String(server.port), "url": configuration.effectivePublicURL,
         ]
         if case .filesystem(let root) = configuration.storage { metadata["storage"] = root }
+        metadata["upstreams"] = configuration.upstreams.map(\.name).joined(separator: ",")
         if isDefault { metadata["config"] = "embedded default" }
         logger.info("serving", metadata)
         if !server.isTLS {

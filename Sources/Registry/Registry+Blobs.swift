@@ -1,41 +1,91 @@
 import HTTPServer
 import Hashing
 import Storage
+import Upstream
 
 extension Registry {
     /// HEAD or GET of a blob, whole or by `Range`; manifests are readable here too, by digest.
+    ///
+    /// `_local` answers first; then the upstream cache; then the upstream, through a shared fill.
     func blob(_ name: RepositoryName, _ digest: Digest, _ request: HTTPRequest) throws -> HTTPResponse {
         let isHead = request.method == "HEAD"
-        var headers: [(String, String)] = [
-            ("Docker-Content-Digest", digest.description), ("Accept-Ranges", "bytes"),
-            ("ETag", "\"\(digest)\""), ("Cache-Control", "max-age=31536000"),
-        ]
-
-        if isHead {
-            guard let size = try store.blobSize(digest, in: name) else {
-                throw RegistryError(.blobUnknown, digest.description)
-            }
-            headers.append(("Content-Type", "application/octet-stream"))
-            return HTTPResponse(status: 200, headers: headers.map { ($0.0, $0.1) }, body: .lengthOnly(size))
+        if let size = try store.blobSize(digest, in: name) {
+            return try serveBlob(digest, size: size, repository: name, namespace: .local, request)
         }
-
-        guard let reader = try store.openBlob(digest, in: name) else {
+        guard let pullThrough, let target = pullThrough.target(for: name, request) else {
             throw RegistryError(.blobUnknown, digest.description)
         }
-        let size = reader.size
-        headers.append(("Content-Type", "application/octet-stream"))
+        if let size = try pullThrough.cachedBlobSize(digest, target) {
+            return try serveBlob(
+                digest, size: size, repository: target.repository, namespace: target.namespace, request)
+        }
+
+        if isHead {
+            do {
+                let size = try target.upstream.blobSize(target.upstreamName, digest: digest)
+                return HTTPResponse(status: 200, headers: Self.blobHeaders(digest), body: .lengthOnly(size))
+            } catch {
+                throw error.registryError(notFound: .blobUnknown)
+            }
+        }
+
+        let fill = pullThrough.fill(digest, target)
+        switch fill.waitForLength() {
+        case .failure(let error):
+            throw error.registryError(notFound: .blobUnknown)
+        case .success(let size):
+            return try ranged(digest, size: size, request) { start, _ in
+                .stream(length: nil, source: FillSource(fill: fill, start: start))
+            }
+        }
+    }
+
+    private func serveBlob(
+        _ digest: Digest, size: Int64, repository: RepositoryName, namespace: Namespace, _ request: HTTPRequest
+    ) throws -> HTTPResponse {
+        if request.method == "HEAD" {
+            return HTTPResponse(status: 200, headers: Self.blobHeaders(digest), body: .lengthOnly(size))
+        }
+        guard let reader = try store.openBlob(digest, in: repository, namespace: namespace) else {
+            throw RegistryError(.blobUnknown, digest.description)
+        }
+        do {
+            return try ranged(digest, size: reader.size, request) { start, length in body(reader, start, length) }
+        } catch {
+            reader.close()
+            throw error
+        }
+    }
+
+    /// A 200 or 206 for the request's `Range`, with a body made by `makeBody(start, length)`, or a 416.
+    private func ranged(
+        _ digest: Digest, size: Int64, _ request: HTTPRequest, makeBody: (Int64, Int64) -> HTTPResponse.Body
+    ) throws -> HTTPResponse {
+        var headers = Self.blobHeaders(digest)
         switch ByteRange.parseRequest(request.header("Range"), size: size) {
         case .whole:
-            return HTTPResponse(status: 200, headers: headers.map { ($0.0, $0.1) }, body: body(reader, 0, size))
+            return HTTPResponse(status: 200, headers: headers, body: Self.sized(makeBody(0, size), size))
         case .bytes(let start, let end):
             headers.append(("Content-Range", "bytes \(start)-\(end)/\(size)"))
-            return HTTPResponse(
-                status: 206, headers: headers.map { ($0.0, $0.1) }, body: body(reader, start, end - start + 1))
+            let length = end - start + 1
+            return HTTPResponse(status: 206, headers: headers, body: Self.sized(makeBody(start, length), length))
         case .unsatisfiable:
-            reader.close()
             throw RegistryError(
                 .rangeInvalid, "blob has \(size) bytes", headers: [("Content-Range", "bytes */\(size)")])
         }
+    }
+
+    /// A streamed body given the length it must have.
+    private static func sized(_ body: HTTPResponse.Body, _ length: Int64) -> HTTPResponse.Body {
+        if case .stream(nil, let source) = body { return .stream(length: length, source: source) }
+        return body
+    }
+
+    static func blobHeaders(_ digest: Digest) -> [(name: String, value: String)] {
+        [
+            ("Docker-Content-Digest", digest.description), ("Accept-Ranges", "bytes"), ("ETag", "\"\(digest)\""),
+            ("Cache-Control", "max-age=31536000"), ("Content-Type", "application/octet-stream"),
+        ]
     }
 
     /// A body that sends `length` bytes of `reader` from `offset`: by sendfile from a local file, else streamed.

@@ -5,9 +5,21 @@ import Storage
 
 extension Registry {
     /// The repository's tags, sorted, paginated with `n` and `last`.
+    ///
+    /// With an upstream, the local tags come first and are merged with the upstream's.
     func tags(_ name: RepositoryName, _ request: HTTPRequest) throws -> HTTPResponse {
-        let all = try store.tags(in: name).map(\.value)
-        if all.isEmpty, try !store.repositoryExists(name) {
+        var all = try store.tags(in: name).map(\.value)
+        var isKnown = try !all.isEmpty || store.repositoryExists(name)
+        if let pullThrough, let target = pullThrough.target(for: name, request) {
+            do {
+                let upstream = try target.upstream.tags(target.upstreamName)
+                all = Array(Set(all).union(upstream)).sorted()
+                isKnown = true
+            } catch {
+                logger.warning("upstream tags unavailable", ["repository": name.value, "error": "\(error)"])
+            }
+        }
+        if !isKnown {
             throw RegistryError(.nameUnknown, name.value)
         }
         let (page, next) = try paginate(all, request)

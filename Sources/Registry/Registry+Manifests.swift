@@ -3,13 +3,25 @@ import HTTPServer
 import Hashing
 import Logging
 import Storage
+import Upstream
 
 extension Registry {
     /// HEAD or GET of a manifest by tag or digest, byte-exact, with the media type it was pushed with.
+    ///
+    /// `_local` answers first, so a pushed image shadows the upstream one; then the upstream, through the cache.
     func manifest(_ name: RepositoryName, _ reference: Reference, _ request: HTTPRequest) throws -> HTTPResponse {
-        guard let entry = try store.manifest(reference, in: name) else {
-            throw RegistryError(.manifestUnknown, reference.description, status: 404)
+        var namespace = Namespace.local
+        var found = try store.manifest(reference, in: name)
+        if found == nil, let pullThrough, let target = pullThrough.target(for: name, request) {
+            do {
+                found = try pullThrough.manifest(reference, target)
+                namespace = target.namespace
+            } catch let error as UpstreamError {
+                throw error.registryError(notFound: .manifestUnknown)
+            }
         }
+        guard let entry = found else { throw RegistryError(.manifestUnknown, reference.description) }
+
         let headers = [
             ("Content-Type", entry.mediaType), ("Docker-Content-Digest", entry.digest.description),
             ("ETag", "\"\(entry.digest)\""),
@@ -17,7 +29,7 @@ extension Registry {
         if request.method == "HEAD" {
             return HTTPResponse(status: 200, headers: headers.map { ($0.0, $0.1) }, body: .lengthOnly(entry.size))
         }
-        guard let reader = try store.openContent(entry.digest) else {
+        guard let reader = try store.openContent(entry.digest, namespace: namespace) else {
             throw RegistryError(.manifestUnknown, reference.description)
         }
         return HTTPResponse(status: 200, headers: headers.map { ($0.0, $0.1) }, body: body(reader, 0, reader.size))

@@ -3,6 +3,7 @@ import HTTPServer
 import Hashing
 import Logging
 import Storage
+import Upstream
 
 /// The registry API: routes each request to its handler and turns every failure into a spec error response.
 public final class Registry: HTTPHandler {
@@ -10,15 +11,21 @@ public final class Registry: HTTPHandler {
     public let store: RegistryStore
     /// Who may do what; nil lets anyone do anything, which is safe only on loopback.
     let accessControl: AccessControl?
+    /// Where images not held locally come from; nil serves `_local` only.
+    let pullThrough: PullThrough?
     let logger: Logger
 
     /// The largest manifest accepted; larger ones get 413.
     public static let manifestLimit = 4 * 1024 * 1024
 
     /// Makes a registry over `store`.
-    public init(store: RegistryStore, accessControl: AccessControl? = nil, logger: Logger = Logger(label: "registry")) {
+    public init(
+        store: RegistryStore, accessControl: AccessControl? = nil, upstreams: [UpstreamRegistry] = [],
+        logger: Logger = Logger(label: "registry")
+    ) {
         self.store = store
         self.accessControl = accessControl
+        pullThrough = upstreams.isEmpty ? nil : PullThrough(upstreams: upstreams, store: store, logger: logger)
         self.logger = logger
     }
 

@@ -156,9 +156,21 @@ public struct Namespace: Hashable, Sendable, CustomStringConvertible {
 
     private init(checked value: String) { self.value = value }
 
+    /// The namespace that caches what one upstream registry served, named after it.
+    public static func cache(_ upstream: String) -> Namespace {
+        let safe = upstream.lowercased().map { character -> Character in
+            character.isASCII && (character.isLetter || character.isNumber || character == "." || character == "-")
+                ? character : "-"
+        }
+        return Namespace(checked: "_cache-" + String(safe))
+    }
+
     /// Reads back a namespace recorded in storage; nil when it is not one this registry writes.
     init?(recorded value: String) {
-        guard value == Namespace.local.value else { return nil }
+        let isCache =
+            value.hasPrefix("_cache-") && value.count > 7 && value != "_cache-." && value != "_cache-.."
+            && !value.contains("/")
+        guard value == Namespace.local.value || isCache else { return nil }
         self.value = value
     }
 

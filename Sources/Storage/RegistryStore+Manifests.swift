@@ -9,6 +9,13 @@ public struct ManifestEntry: Sendable, Equatable {
     public let mediaType: String
     /// The size of its bytes.
     public let size: Int64
+
+    /// Describes a manifest.
+    public init(digest: Digest, mediaType: String, size: Int64) {
+        self.digest = digest
+        self.mediaType = mediaType
+        self.size = size
+    }
 }
 
 extension RegistryStore {
@@ -35,6 +42,18 @@ extension RegistryStore {
         if let tag {
             try driver.write(StorageLayout.tag(tag, repository, in: namespace), Array(digest.description.utf8))
         }
+    }
+
+    /// Points an existing tag, or a new one, at a manifest the repository holds.
+    public func retag(_ tag: Tag, to digest: Digest, in repository: RepositoryName, namespace: Namespace = .local)
+        throws
+    {
+        try driver.write(StorageLayout.tag(tag, repository, in: namespace), Array(digest.description.utf8))
+    }
+
+    /// When a tag was last pointed at a manifest, or confirmed, or nil when there is no such tag.
+    public func tagModified(_ tag: Tag, in repository: RepositoryName, namespace: Namespace = .local) throws -> Date? {
+        try driver.info(StorageLayout.tag(tag, repository, in: namespace))?.modified
     }
 
     /// The digest a tag points at, or nil when the repository has no such tag.

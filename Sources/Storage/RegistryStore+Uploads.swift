@@ -96,6 +96,12 @@ extension RegistryStore {
         return hasher
     }
 
+    /// Opens the bytes an upload has received so far, for reading while it grows; the reader stays valid after
+    /// the upload is committed or removed.
+    public func openUploadData(_ id: UploadID) throws -> (any ObjectReader)? {
+        try driver.openReader(StorageLayout.upload(id).appending("data"))
+    }
+
     /// Removes an upload and everything it received; answers false when there was none in `repository`.
     public func cancelUpload(_ id: UploadID, in repository: RepositoryName) throws -> Bool {
         guard let record = try loadRecord(id), record.repository == repository.value else { return false }
@@ -164,19 +170,24 @@ public final class UploadAppender {
     /// Appends bytes to the upload.
     public func append(_ bytes: UnsafeRawBufferPointer) throws {
         if pipeline == nil, bytes.count >= Self.pipelineThreshold || received >= Self.pipelineThreshold {
-            pipeline = UploadPipeline(writer: writer, hasher: hasher)
+            pipeline = UploadPipeline(writer: writer, hasher: hasher, alreadyWritten: received, onWritten: onWritten)
         }
         if let pipeline {
             try pipeline.append(bytes)
         } else {
             try writer.write(bytes)
             hasher.update(bytes)
+            onWritten?(received + Int64(bytes.count))
         }
         received += Int64(bytes.count)
         record.offset += Int64(bytes.count)
     }
 
     private var received: Int64 = 0
+
+    /// Told how many of this request's bytes are stored, after each write, possibly on another thread: for
+    /// readers of an upload that is still growing.
+    public var onWritten: (@Sendable (Int64) -> Void)?
 
     /// Ends this request's chunk and records the upload's new length and hash state.
     @discardableResult

@@ -26,14 +26,26 @@ final class UploadPipeline: @unchecked Sendable {
     private var current: UnsafeMutableRawBufferPointer?
     private var filled = 0
     private var writeError: (any Error)?
+    /// How many bytes the writer has stored, counting from `writtenBase`; touched only on the write queue.
+    private var written: Int64
+    private let onWritten: (@Sendable (Int64) -> Void)?
 
-    init(writer: any SegmentWriter, hasher: SHA256Hasher) {
+    /// Makes a pipeline; `onWritten` is told, on the write queue, how many bytes are stored after each write.
+    init(
+        writer: any SegmentWriter, hasher: SHA256Hasher, alreadyWritten: Int64 = 0,
+        onWritten: (@Sendable (Int64) -> Void)? = nil
+    ) {
         self.writer = writer
         self.hasher = hasher
+        self.written = alreadyWritten
+        self.onWritten = onWritten
     }
 
     deinit {
         inFlight.wait()
+        // libdispatch refuses to free a semaphore below its starting value, so the buffer still held (an upload
+        // given up before `finish`) is counted back first.
+        for _ in pool.count..<allocated.count { available.signal() }
         allocated.forEach { $0.deallocate() }
     }
 
@@ -86,7 +98,13 @@ final class UploadPipeline: @unchecked Sendable {
         both.enter()
         writeQueue.async {
             if self.writeError == nil {
-                do { try self.writer.write(chunk.bytes) } catch { self.writeError = error }
+                do {
+                    try self.writer.write(chunk.bytes)
+                    self.written += Int64(chunk.bytes.count)
+                    self.onWritten?(self.written)
+                } catch {
+                    self.writeError = error
+                }
             }
             both.leave()
         }

@@ -196,3 +196,18 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: record))
     }
 }
+
+@Suite struct UploadPipelineTests {
+    @Test func anUploadGivenUpMidwayReleasesItsBuffers() throws {
+        let directory = TemporaryDirectory()
+        let store = RegistryStore(driver: try FilesystemDriver(root: directory.path))
+        let name = RepositoryName("abandoned")!
+        for size in [100, 300_000, 1_500_000, 5_000_000] {
+            let id = try store.startUpload(in: name)
+            var appender: UploadAppender? = try store.openUpload(id, in: name)
+            try Fixture.randomBytes(size).withUnsafeBytes { try appender!.append($0) }
+            appender = nil
+            #expect(try store.uploadStatus(id, in: name)?.offset == 0)
+        }
+    }
+}

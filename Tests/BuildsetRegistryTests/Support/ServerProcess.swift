@@ -24,6 +24,7 @@ final class ServerProcess {
             registry:
               address: 127.0.0.1
               port: \(port)
+              upstreams: []
               storage:
                 driver: filesystem
                 root: \(root)

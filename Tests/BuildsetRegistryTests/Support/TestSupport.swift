@@ -5,6 +5,8 @@ import Hashing
 import Logging
 import Registry
 import Storage
+import Synchronization
+import Upstream
 
 /// A directory under the system's temporary directory, removed when the value goes away.
 final class TemporaryDirectory {
@@ -28,16 +30,15 @@ final class TestServer {
 
     init(
         root: String? = nil, accessControl: AccessControl? = nil, tls: (certificate: String, key: String)? = nil,
-        port: UInt16 = 0
+        port: UInt16 = 0, upstreams: [UpstreamRegistry] = [], wrap: (Registry) -> any HTTPHandler = { $0 }
     ) throws {
         Logger.threshold = .error
         store = RegistryStore(driver: try FilesystemDriver(root: root ?? directory.path + "/storage"))
         var configuration = HTTPServer.Configuration(address: "127.0.0.1", port: port)
         configuration.tlsCertificatePEM = tls?.certificate
         configuration.tlsKeyPEM = tls?.key
-        server = HTTPServer(
-            configuration: configuration, handler: Registry(store: store, accessControl: accessControl),
-            logger: Logger(label: "test-http"))
+        let registry = Registry(store: store, accessControl: accessControl, upstreams: upstreams)
+        server = HTTPServer(configuration: configuration, handler: wrap(registry), logger: Logger(label: "test-http"))
         try server.start()
     }
 
@@ -128,4 +129,29 @@ struct RegistryClient {
 /// The first error code of a response's `{"errors":[...]}` body.
 func errorCode(_ response: HTTPClient.Response) -> String? {
     ((response.json?["errors"] as? [[String: Any]])?.first?["code"]) as? String
+}
+
+/// Passes requests to another handler and counts them by method and path, as an upstream's log would.
+final class CountingHandler: HTTPHandler {
+    let inner: any HTTPHandler
+    private let counts = Mutex<[String: Int]>([:])
+
+    init(_ inner: any HTTPHandler) {
+        self.inner = inner
+    }
+
+    func begin(_ request: HTTPRequest) -> HTTPExchange {
+        counts.withLock { $0["\(request.method) \(request.path)", default: 0] += 1 }
+        return inner.begin(request)
+    }
+
+    /// How many requests had this method and path.
+    func count(_ method: String, _ path: String) -> Int {
+        counts.withLock { $0["\(method) \(path)"] ?? 0 }
+    }
+
+    /// How many requests had this method and a path ending with `suffix`.
+    func count(_ method: String, endingWith suffix: String) -> Int {
+        counts.withLock { $0.filter { $0.key.hasPrefix(method + " ") && $0.key.hasSuffix(suffix) }.values.reduce(0, +) }
+    }
 }

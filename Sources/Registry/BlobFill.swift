@@ -1,0 +1,146 @@
+import Foundation
+import HTTPServer
+import Hashing
+import Logging
+import Storage
+import Synchronization
+import Upstream
+
+/// One upstream fetch of a missing blob, which every client asking for that blob reads from as it arrives.
+///
+/// The fill, not any client, owns the transfer: it runs on its own thread, streams the upstream's bytes into a
+/// private upload (hashed on the way), and commits it with the same atomic step as a push once the digest
+/// matches. Clients read the growing upload file up to what has been written and wait for more. A client that
+/// goes away leaves the fill running, bounded by the upstream's stall timeout. On a mismatch or an upstream
+/// failure nothing is committed and every waiting client's transfer is cut short of its promised length.
+final class BlobFill: @unchecked Sendable {
+    enum State {
+        case starting
+        case streaming(length: Int64)
+        case complete(length: Int64)
+        case failed(UpstreamError)
+    }
+
+    let digest: Digest
+    // Everything below is guarded by `condition`'s lock.
+    private let condition = NSCondition()
+    private var state = State.starting
+    private var written: Int64 = 0
+    private var reader: (any ObjectReader)?
+
+    init(digest: Digest) {
+        self.digest = digest
+    }
+
+    /// Waits until the upstream has answered: the blob's length, or why there is none.
+    func waitForLength() -> Result<Int64, UpstreamError> {
+        condition.lock()
+        defer { condition.unlock() }
+        while true {
+            switch state {
+            case .starting: condition.wait()
+            case .streaming(let length), .complete(let length): return .success(length)
+            case .failed(let error): return .failure(error)
+            }
+        }
+    }
+
+    /// Copies bytes at `offset` into `buffer`, waiting until they are written; nil once the fill has failed.
+    func read(at offset: Int64, into buffer: UnsafeMutableRawBufferPointer) -> Int? {
+        condition.lock()
+        while true {
+            switch state {
+            case .failed:
+                condition.unlock()
+                return nil
+            case .complete(let length) where offset >= length:
+                condition.unlock()
+                return 0
+            case .starting, .streaming, .complete:
+                // Until the digest is verified the last byte is held back, so a client whose fill fails is cut
+                // short of the promised length and never receives a complete, wrong blob.
+                var readable = written
+                if case .streaming(let length) = state { readable = min(written, length - 1) }
+                if offset < readable, let reader {
+                    let count = Int(min(Int64(buffer.count), readable - offset))
+                    condition.unlock()
+                    // pread on the shared descriptor needs no lock, and the bytes below `written` never change.
+                    return try? reader.read(at: offset, into: UnsafeMutableRawBufferPointer(rebasing: buffer[..<count]))
+                }
+                condition.wait()
+            }
+        }
+    }
+
+    // MARK: - The fill's side
+
+    func opened(_ reader: any ObjectReader) {
+        condition.lock()
+        self.reader = reader
+        condition.unlock()
+    }
+
+    func started(length: Int64) {
+        update { $0 = .streaming(length: length) }
+    }
+
+    func advanced(to total: Int64) {
+        condition.lock()
+        written = total
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    func finished(_ outcome: Result<Int64, UpstreamError>) {
+        update { state in
+            switch outcome {
+            case .success(let length): state = .complete(length: length)
+            case .failure(let error): state = .failed(error)
+            }
+        }
+    }
+
+    private func update(_ change: (inout State) -> Void) {
+        condition.lock()
+        change(&state)
+        condition.broadcast()
+        condition.unlock()
+    }
+}
+
+/// The fills in progress, so that concurrent requests for one blob share one upstream fetch.
+final class FillTable: Sendable {
+    private let fills = Mutex<[String: BlobFill]>([:])
+
+    /// The fill for this blob, and whether the caller must start it.
+    func join(_ key: String, digest: Digest) -> (fill: BlobFill, isNew: Bool) {
+        fills.withLock { table in
+            if let existing = table[key] { return (existing, false) }
+            let fill = BlobFill(digest: digest)
+            table[key] = fill
+            return (fill, true)
+        }
+    }
+
+    /// Forgets a finished fill; later requests find the blob in the cache, or start again after a failure.
+    func remove(_ key: String) {
+        _ = fills.withLock { $0.removeValue(forKey: key) }
+    }
+}
+
+/// A response body read from a fill as it grows.
+final class FillSource: HTTPBodySource {
+    let fill: BlobFill
+    let start: Int64
+
+    init(fill: BlobFill, start: Int64) {
+        self.fill = fill
+        self.start = start
+    }
+
+    func read(at offset: Int64, into buffer: UnsafeMutableRawBufferPointer) -> Int? {
+        fill.read(at: start + offset, into: buffer)
+    }
+
+    func close() {}
+}
