@@ -16,6 +16,16 @@ extension Registry {
                 logger.debug("blob mounted", ["digest": digest.description, "repository": name.value, "from": from])
                 return .respond(blobCreated(name, digest))
             }
+            // A blob the upstream cache holds for the source repository mounts into `_local` just the same.
+            if let from = request.query("from"), let source = RepositoryName(from),
+                accessControl?.permits(request, .pull(source)) ?? true, let pullThrough,
+                let target = pullThrough.target(for: source, request),
+                try store.importBlob(digest, from: target.repository, of: target.namespace, into: name)
+            {
+                logger.debug(
+                    "blob mounted from the upstream cache", ["digest": digest.description, "repository": name.value])
+                return .respond(blobCreated(name, digest))
+            }
         }
 
         if let digestText = request.query("digest") {

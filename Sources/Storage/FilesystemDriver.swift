@@ -138,6 +138,15 @@ public final class FilesystemDriver: StorageDriver {
         return true
     }
 
+    /// Hard-links `source` at `destination`, so both share the bytes; the link appears whole or not at all.
+    public func copy(_ source: StoragePath, to destination: StoragePath) throws {
+        let target = file(destination)
+        if link(file(source), target) == 0 || errno == EEXIST { return }
+        guard errno == ENOENT, try System.status(file(source)) != nil else { throw System.fail("link", target) }
+        try System.makeDirectories(System.parent(of: target))
+        guard link(file(source), target) == 0 || errno == EEXIST else { throw System.fail("link", target) }
+    }
+
     /// The committed files whose flush to disk may not have finished before the machine last restarted. Records
     /// written during this boot are left out: their process may have been killed, but the page cache kept the data.
     public func unsyncedObjects() throws -> [StoragePath] {

@@ -89,6 +89,18 @@ public final class RegistryStore: Sendable {
         return true
     }
 
+    /// Brings a blob another namespace holds for `source` into `target` of `namespace`; answers false when the
+    /// other namespace does not hold it for `source`.
+    public func importBlob(
+        _ digest: Digest, from source: RepositoryName, of other: Namespace, into target: RepositoryName,
+        namespace: Namespace = .local
+    ) throws -> Bool {
+        guard try blobSize(digest, in: source, namespace: other) != nil else { return false }
+        try driver.copy(StorageLayout.blob(digest, in: other), to: StorageLayout.blob(digest, in: namespace))
+        try linkBlob(digest, into: target, namespace: namespace)
+        return true
+    }
+
     /// Removes a blob from a repository; answers false when the repository did not hold it.
     ///
     /// Only the link goes: other repositories may hold the same content, and the bytes are reclaimed by pruning.

@@ -34,6 +34,10 @@ public protocol StorageDriver: Sendable {
     /// existing object, which has the same content, stays.
     func commitSegments(_ upload: StoragePath, length: Int64, to destination: StoragePath) throws -> Bool
 
+    /// Makes `destination` hold the same bytes as `source` in one atomic step, on the store's side (a hard link on a
+    /// filesystem, a server-side copy on an object store); an existing `destination` is left as it is.
+    func copy(_ source: StoragePath, to destination: StoragePath) throws
+
     /// Objects committed before the machine last restarted whose flush to disk may not have finished; they must
     /// be checked before they are served.
     func unsyncedObjects() throws -> [StoragePath]

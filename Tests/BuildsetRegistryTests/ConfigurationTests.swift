@@ -48,6 +48,35 @@ import Testing
         #expect(configuration.expiration == 86400)
     }
 
+    @Test func readsUpstreams() throws {
+        let text = """
+            registry:
+              upstreams:
+                - name: quay.io
+                  url: https://quay.io
+                  username: robot
+                  password: "%(QUAY_TOKEN)"
+                  ca: /etc/ca.pem
+                  connect-timeout: 3
+                  timeout: 30
+                  tag-ttl: 60
+                - name: local.test
+                  url: http://127.0.0.1:5000
+            """
+        let (configuration, _) = try RegistryConfiguration.parse(text, file: "f", environment: ["QUAY_TOKEN": "t"])
+        #expect(configuration.upstreams.map(\.name) == ["quay.io", "local.test"])
+        let quay = configuration.upstreams[0]
+        #expect(quay.username == "robot" && quay.password == "t" && quay.certificateAuthorities == "/etc/ca.pem")
+        #expect(quay.connectTimeout == 3 && quay.timeout == 30 && quay.tagLifetime == 60)
+        #expect(RegistryConfiguration.embeddedDefault.upstreams == [.dockerHub])
+        let none = try RegistryConfiguration.parse("registry:\n  upstreams: []\n", file: "f", environment: [:])
+        #expect(none.0.upstreams.isEmpty)
+        #expect(throws: ConfigurationError.self) {
+            try RegistryConfiguration.parse(
+                "registry:\n  upstreams:\n    - name: x\n      url: ftp://x\n", file: "f", environment: [:])
+        }
+    }
+
     @Test func readsSwiftStorageKeys() throws {
         let text = "registry:\n  storage:\n    driver: swift\n    cloud: mycloud\n    container: images\n"
         let (configuration, _) = try RegistryConfiguration.parse(text, file: "f", environment: [:])

@@ -422,6 +422,28 @@ final class FaultySource: HTTPBodySource {
         #expect(!isCached)
     }
 
+    @Test func aClientThatGoesAwayDoesNotAbortTheFill() throws {
+        let gate = DispatchSemaphore(value: 0)
+        faulty.fault.withLock { $0 = .held(gate) }
+        do {
+            let leaving = try RawConnection(port: proxy.server.port)
+            leaving.send("GET /v2/flaky/blobs/\(image.layerDigest) HTTP/1.1\r\nHost: x\r\n\r\n")
+            #expect(leaving.readStatus() == 200)
+        }
+        // The connection is closed now; only then does the upstream send the body.
+        gate.signal()
+        var cached = false
+        for _ in 0..<500 where !cached {
+            cached = isCached
+            if !cached { usleep(10_000) }
+        }
+        #expect(cached)
+        faulty.fault.withLock { $0 = .none }
+        let requests = faulty.blobRequests.withLock { $0 }
+        #expect(pullSucceeds())
+        #expect(faulty.blobRequests.withLock { $0 } == requests)
+    }
+
     @Test func aSlowUpstreamHoldsUpNoOtherClient() throws {
         let gate = DispatchSemaphore(value: 0)
         faulty.fault.withLock { $0 = .held(gate) }
