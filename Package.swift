@@ -17,7 +17,7 @@ let package = Package(
         .target(name: "HTTPServer", dependencies: ["CMicroHTTPD", "Logging"]),
         .target(name: "HTTPClient", dependencies: ["CCurl"]),
         .target(name: "Config", dependencies: ["CYAML"]),
-        .target(name: "Upstream", dependencies: ["HTTPClient", "Hashing", "Logging"]),
+        .target(name: "Upstream", dependencies: ["Config", "HTTPClient", "Hashing", "Logging"]),
         .target(name: "Storage", dependencies: ["Hashing", "Logging"]),
         .target(
             name: "Registry", dependencies: ["HTTPServer", "Storage", "Config", "Hashing", "Logging", "Upstream"]),

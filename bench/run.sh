@@ -11,6 +11,12 @@
 # A second section runs both servers again with TLS (a throwaway CA made
 # here) and authentication as each is deployed: ours with bearer tokens,
 # distribution with htpasswd, whose clients send Basic auth every time.
+#
+# A third section measures pull-through: a plain distribution holds the blob
+# as the upstream, and each server in turn, on fresh storage, runs as a cache
+# in front of it (ours with an upstream, distribution in proxy mode): cold and
+# warm pulls, then CONC_N concurrent cold pulls of one blob, counting how often
+# the upstream was asked for it.
 set -euo pipefail
 shopt -s inherit_errexit   # so die inside $(...) stops the whole script
 
@@ -26,6 +32,8 @@ OCI_MANIFEST='application/vnd.oci.image.manifest.v1+json'
 PY=/usr/bin/python3   # standard library only (json, ssl)
 USER_PASS=bench:benchpass
 IDLE_CONNS=200
+CONC_N=16          # concurrent cold pulls through each pull-through cache
+PULL_TIMEOUT=300   # s per GET in the pull-through section: a stall fails the run
 
 die() { echo "bench: error: $*" >&2; exit 1; }
 note() { echo "bench: $*" >&2; }
@@ -71,11 +79,13 @@ free_port() {
     die "no free port found"
 }
 
-# write_config NAME PORT ROOT [tls] -> path of a config file for that server.
-# With tls: the certificate from make_certs and authentication for USER_PASS.
+# write_config NAME PORT ROOT [MODE] -> path of a config file for that server.
+# MODE tls: the certificate from make_certs and authentication for USER_PASS.
+# MODE pull: a pull-through cache of the server at URL[upstream].
+# MODE upstream: distribution with its access log on, to count blob fetches.
 write_config() {
-    local name=$1 port=$2 root=$3 tls=${4:-} cfg="$WORK/$1-$2.yml"
-    if [[ $name == ours && $tls == tls ]]; then
+    local name=$1 port=$2 root=$3 mode=${4:-} cfg="$WORK/$1-$2.yml" accesslog_off=true
+    if [[ $name == ours && $mode == tls ]]; then
         cat >"$cfg" <<EOF
 registry:
   address: 127.0.0.1
@@ -93,11 +103,24 @@ registry:
     driver: filesystem
     root: $root
 EOF
+    elif [[ $name == ours && $mode == pull ]]; then
+        # The first upstream is the default one, so bench/... is fetched from it as bench/...
+        cat >"$cfg" <<EOF
+registry:
+  address: 127.0.0.1
+  port: $port
+  upstreams:
+    - name: upstream.test
+      url: ${URL[upstream]}
+  storage:
+    driver: filesystem
+    root: $root
+EOF
     elif [[ $name == ours ]]; then
         # No upstream: distribution here is no pull-through cache either, and nothing may leave loopback.
         printf 'registry:\n  address: 127.0.0.1\n  port: %s\n  upstreams: []\n  storage:\n    driver: filesystem\n    root: %s\n' \
             "$port" "$root" >"$cfg"
-    elif [[ $tls == tls ]]; then
+    elif [[ $mode == tls ]]; then
         cat >"$cfg" <<EOF
 version: 0.1
 log: {accesslog: {disabled: true}, level: error}
@@ -112,29 +135,37 @@ auth:
   htpasswd: {realm: bench, path: $WORK/tls/htpasswd}
 EOF
     else
-        # Logging off and upload purging off so neither costs distribution time.
+        # Logging off and upload purging off so neither costs distribution time;
+        # only the upstream logs requests (to stdout, which start_server sends
+        # to its log file), as counting its blob fetches needs them.
+        [[ $mode == upstream ]] && accesslog_off=false
         cat >"$cfg" <<EOF
 version: 0.1
-log: {accesslog: {disabled: true}, level: error}
+log: {accesslog: {disabled: $accesslog_off}, level: error}
 storage:
   filesystem: {rootdirectory: $root}
   delete: {enabled: true}
   maintenance: {uploadpurging: {enabled: false}}
 http: {addr: "127.0.0.1:$port"}
 EOF
+        # Proxy mode: a read-only cache of the upstream; it refuses pushes.
+        if [[ $mode == pull ]]; then echo "proxy: {remoteurl: \"${URL[upstream]}\"}" >>"$cfg"; fi
     fi
     echo "$cfg"
 }
 
-# start_server NAME TAG [tls] -> sets PID[NAME], URL[NAME] and START_LAST (ms).
+# start_server NAME TAG [MODE] -> sets PID[NAME], URL[NAME] and START_LAST (ms).
+# NAME ours is our binary, any other name a distribution. MODE as for
+# write_config. Storage is $WORK/store-NAME-TAG, so the same TAG restarts a
+# server on what it stored before.
 # Not called in $(...): the PID must be known to this shell for cleanup.
 start_server() {
-    local name=$1 tag=$2 tls=${3:-} port root cfg t0 t1 i scheme=http probe=()
+    local name=$1 tag=$2 mode=${3:-} port root cfg t0 t1 i scheme=http probe=()
     port=$(free_port); root="$WORK/store-$name-$tag"; mkdir -p "$root"
-    cfg=$(write_config "$name" "$port" "$root" "$tls")
+    cfg=$(write_config "$name" "$port" "$root" "$mode")
     # With TLS, /v2/ answers 200 only to credentials, and curl gets that far
     # only if the certificate verifies against our CA: readiness checks both.
-    if [[ $tls == tls ]]; then scheme=https; probe=(--cacert "$WORK/tls/ca.pem" -u "$USER_PASS"); fi
+    if [[ $mode == tls ]]; then scheme=https; probe=(--cacert "$WORK/tls/ca.pem" -u "$USER_PASS"); fi
     t0=$(now_ns)
     if [[ $name == ours ]]; then
         "$OURS_BIN" serve -c "$cfg" 2>>"$WORK/$name.log" >&2 &
@@ -220,20 +251,39 @@ verify_blob() {   # HEAD must say 200 and the exact size
         die "HEAD $1/v2/$2/blobs/$3 gave $code, length '$(header Content-Length)', want 200 and $4"
 }
 
-pull_ns() {   # best of two GETs
-    local best=0 i t0 t1 code
+# get_ns URL [BYTES]: one GET, which must answer 200 with BYTES (default
+# SIZE) bytes; echo elapsed ns. --max-time so a stalled server fails the run
+# instead of hanging it.
+get_ns() {
+    local t0 t1 got
+    t0=$(now_ns)
+    got=$(curl -sS --max-time "$PULL_TIMEOUT" "${CURL_OPTS[@]}" -o /dev/null \
+        -w '%{http_code} %{size_download}' "$1") || die "GET $1 failed (got '$got')"
+    t1=$(now_ns)
+    [[ $got == "200 ${2:-$SIZE}" ]] || die "GET $1 gave status and size '$got', want '200 ${2:-$SIZE}'"
+    echo $((t1 - t0))
+}
+
+pull_ns() {   # pull_ns URL [BYTES]: best of two GETs
+    local best=0 i ns
     for i in 1 2; do
-        t0=$(now_ns)
-        code=$(curl -sS "${CURL_OPTS[@]}" -o /dev/null -w '%{http_code}' "$1")
-        t1=$(now_ns)
-        [[ $code == 200 ]] || die "GET $1 gave $code"
-        ((best == 0 || t1 - t0 < best)) && best=$((t1 - t0))
+        ns=$(get_ns "$1" "${2:-$SIZE}")
+        ((best == 0 || ns < best)) && best=$ns
     done
     echo "$best"
 }
 
-mbps() { awk -v b="$SIZE" -v ns="$1" 'BEGIN { printf "%.0f", b / (ns / 1e9) / 1e6 }'; }
+mbps() { awk -v b="${2:-$SIZE}" -v ns="$1" 'BEGIN { printf "%.0f", b / (ns / 1e9) / 1e6 }'; }   # mbps NS [BYTES]
 sha_of() { sha256sum "$1" | cut -d' ' -f1; }
+
+# check_sha URL DIGEST: an untimed GET whose body must hash to DIGEST, so a
+# cache that serves the right size but wrong bytes is caught.
+check_sha() {
+    local got
+    got=$(curl -sS --max-time "$PULL_TIMEOUT" "${CURL_OPTS[@]}" "$1" | sha256sum | cut -d' ' -f1) ||
+        die "GET $1 for its SHA-256 failed"
+    [[ "sha256:$got" == "$2" ]] || die "GET $1 gave a body with SHA-256 $got, want ${2#sha256:}"
+}
 
 # push_small BASE REPO FILE: monolithic push of a small blob, echoes its digest.
 push_small() {
@@ -392,7 +442,7 @@ idle_tls_rss() {
 ROWS=()
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }'; }
 judge() { awk -v v="$1" -v op="$2" -v t="$3" 'BEGIN {
-    ok = (op == ">=") ? (v >= t) : (v < t); print ok ? "PASS" : "MISS" }'; }
+    ok = (op == ">=") ? (v >= t) : (op == "==") ? (v == t) : (v < t); print ok ? "PASS" : "MISS" }'; }
 row() { ROWS+=("$1|$2|$3|$4|$5|$6"); }
 rate_row() {   # rate_row METRIC OURS THEIRS MIN_RATIO
     local r; r=$(ratio "$2" "$3")
@@ -426,6 +476,22 @@ CHUNK_D="sha256:$(sha_of "$WORK/chunked.bin")"
 mkdir "$WORK/chunks"
 split -b "${CHUNK_MB}M" -a 4 "$WORK/chunked.bin" "$WORK/chunks/c"
 rm -f "$WORK/chunked.bin"
+
+# The upstream for the pull-through section is seeded now, while mono.bin
+# exists, with that blob and a separate quarter-size one for the concurrent
+# pulls; then it stops until that section, so it costs the others nothing.
+CONC_SIZE=$((SIZE / 4))
+CONC_MIB=$(awk -v b="$CONC_SIZE" 'BEGIN { printf "%g", b / 1048576 }')
+note "upstream: pushing the blobs for the pull-through section"
+start_server upstream seed upstream
+push_monolithic "${URL[upstream]}" bench "$WORK/mono.bin" "$MONO_D" >/dev/null
+verify_blob "${URL[upstream]}" bench "$MONO_D" "$SIZE"
+head -c "$CONC_SIZE" /dev/urandom >"$WORK/conc.bin"
+CONC_D="sha256:$(sha_of "$WORK/conc.bin")"
+push_monolithic "${URL[upstream]}" bench "$WORK/conc.bin" "$CONC_D" >/dev/null
+verify_blob "${URL[upstream]}" bench "$CONC_D" "$CONC_SIZE"
+rm -f "$WORK/conc.bin"
+stop_server upstream
 
 # ---- everything else, both servers running side by side -------------------
 for s in ours theirs; do start_server "$s" main; done
@@ -461,6 +527,7 @@ done
 for s in ours theirs; do
     kill -0 "${PID[$s]}" 2>/dev/null || die "$s died during the benchmark"
     stop_server "$s"
+    rm -rf "$WORK/store-$s-main"   # 2 blobs of SIZE each; nothing reads them again
 done
 
 # ---- TLS and authentication, both servers side by side -------------------
@@ -496,7 +563,83 @@ for s in ours theirs; do
     stop_server "$s"
 done
 
-pct() { awk -v a="$1" -v b="$SHA_MBPS" 'BEGIN { printf "%.0f", 100 * a / b }'; }
+# ---- pull-through, each cache in turn in front of the same upstream -------
+# upstream_gets DIGEST: GET requests for that blob in the upstream's access
+# log so far, in the combined format: ... "GET /v2/bench/blobs/DIGEST HTTP/1.1" ...
+# A line is written when a request ends, also one cut off midway.
+upstream_gets() { grep -c "\"GET /v2/[^ ]*/blobs/$1 HTTP/" "$WORK/upstream.log" || true; }
+upstream_heads() { grep -c "\"HEAD /v2/[^ ]*/blobs/$1 HTTP/" "$WORK/upstream.log" || true; }
+
+# stop_cache NAME TAG: stop a cache and drop its storage. Its fetches from the
+# upstream then have ended, so the upstream has logged each of them; the short
+# wait lets it notice a connection the stop cut.
+stop_cache() {
+    kill -0 "${PID[$1]}" 2>/dev/null || die "$1 died during the pull-through benchmark"
+    stop_server "$1"
+    rm -rf "$WORK/store-$1-$2"
+    sleep 0.5
+}
+
+# concurrent_pulls NAME URL BYTES DIGEST -> sets CONC_LAST (ns from starting
+# the first of CONC_N GETs of URL to the end of the last). Each must answer
+# 200 with BYTES bytes; the first body is kept on disk to check its SHA-256.
+# Not called in $(...): the curls' PIDs must be known to this shell for cleanup.
+concurrent_pulls() {
+    local name=$1 url=$2 bytes=$3 digest=$4 i t0 t1 out got
+    rm -f "$WORK"/conc-*
+    t0=$(now_ns)
+    for ((i = 1; i <= CONC_N; i++)); do
+        out=/dev/null
+        if ((i == 1)); then out="$WORK/conc-body"; fi
+        curl -sS --max-time "$PULL_TIMEOUT" -o "$out" -w '%{http_code} %{size_download}' "$url" \
+            >"$WORK/conc-$i.out" 2>"$WORK/conc-$i.err" &
+        PID[conc$i]=$!
+    done
+    for ((i = 1; i <= CONC_N; i++)); do
+        wait "${PID[conc$i]}" || { cat "$WORK/conc-$i.err" >&2; die "$name: concurrent GET $i of $url failed"; }
+        unset "PID[conc$i]"
+    done
+    t1=$(now_ns)
+    for ((i = 1; i <= CONC_N; i++)); do
+        got=$(cat "$WORK/conc-$i.out")
+        [[ $got == "200 $bytes" ]] || die "$name: concurrent GET $i of $url gave status and size '$got', want '200 $bytes'"
+    done
+    got=$(sha_of "$WORK/conc-body")
+    [[ "sha256:$got" == "$digest" ]] || die "$name: concurrent GET 1 of $url gave a body with SHA-256 $got, want ${digest#sha256:}"
+    rm -f "$WORK"/conc-*
+    CONC_LAST=$((t1 - t0))
+}
+
+note "pull-through: restarting the upstream on its seeded storage"
+start_server upstream seed upstream
+note "upstream: direct pull"
+DIRECT=$(mbps "$(pull_ns "${URL[upstream]}/v2/bench/blobs/$MONO_D")")
+declare -A COLD=() WARM=() CONC_MS=() CONC_MBPS=() CONC_GETS=()
+for s in ours theirs; do
+    note "$s: pull-through cold and warm pulls"
+    start_server "$s" pull pull
+    before=$(upstream_gets "$MONO_D"); before_heads=$(upstream_heads "$MONO_D")
+    COLD[$s]=$(mbps "$(get_ns "${URL[$s]}/v2/bench/blobs/$MONO_D")")
+    WARM[$s]=$(mbps "$(get_ns "${URL[$s]}/v2/bench/blobs/$MONO_D")")
+    check_sha "${URL[$s]}/v2/bench/blobs/$MONO_D" "$MONO_D"
+    stop_cache "$s" pull
+    note "$s: upstream had $(($(upstream_gets "$MONO_D") - before)) GETs and $(($(upstream_heads "$MONO_D") - before_heads)) HEADs for the blob in the cold, warm and check pulls"
+
+    note "$s: $CONC_N concurrent cold pulls of $CONC_MIB MiB"
+    start_server "$s" conc pull
+    before=$(upstream_gets "$CONC_D"); before_heads=$(upstream_heads "$CONC_D")
+    concurrent_pulls "$s" "${URL[$s]}/v2/bench/blobs/$CONC_D" "$CONC_SIZE" "$CONC_D"
+    CONC_MS[$s]=$((CONC_LAST / 1000000))
+    CONC_MBPS[$s]=$(mbps "$CONC_LAST" $((CONC_N * CONC_SIZE)))
+    stop_cache "$s" conc
+    CONC_GETS[$s]=$(($(upstream_gets "$CONC_D") - before))
+    note "$s: upstream had ${CONC_GETS[$s]} GETs and $(($(upstream_heads "$CONC_D") - before_heads)) HEADs for the blob in the $CONC_N concurrent pulls"
+done
+kill -0 "${PID[upstream]}" 2>/dev/null || die "the upstream died during the pull-through benchmark"
+stop_server upstream
+rm -rf "$WORK/store-upstream-seed"
+
+pct() { awk -v a="$1" -v b="${2:-$SHA_MBPS}" 'BEGIN { printf "%.0f", 100 * a / b }'; }   # pct VALUE [OF]
 rate_row "push monolithic (MB/s)" "${MONO[ours]}" "${MONO[theirs]}" 4
 row "push monolithic, % of SHA-256" "$(pct "${MONO[ours]}")%" "$(pct "${MONO[theirs]}")%" "-" \
     ">= 70% (ours)" "$(judge "$(pct "${MONO[ours]}")" '>=' 70)"
@@ -514,10 +657,22 @@ rate_row "TLS+auth HEAD blob (req/s, 8 conns)" "${TLS_HEADS[ours]}" "${TLS_HEADS
 rate_row "TLS+auth GET manifest (req/s, 8 conns)" "${TLS_GETS[ours]}" "${TLS_GETS[theirs]}" 8
 row "RSS, $IDLE_CONNS idle TLS conns (MiB)" "${IDLE_RSS[ours]}" "${IDLE_RSS[theirs]}" \
     "$(ratio "${IDLE_RSS[theirs]}" "${IDLE_RSS[ours]}")" "-" "-"
+# The direct pull is the baseline for both caches, so it fills both columns.
+row "upstream direct pull (MB/s, best of 2)" "$DIRECT" "$DIRECT" "-" "-" "-"
+row "pull-through cold (MB/s)" "${COLD[ours]}" "${COLD[theirs]}" "$(ratio "${COLD[ours]}" "${COLD[theirs]}")" "-" "-"
+row "pull-through cold, % of direct" "$(pct "${COLD[ours]}" "$DIRECT")%" "$(pct "${COLD[theirs]}" "$DIRECT")%" "-" \
+    ">= 90% (ours)" "$(judge "$(pct "${COLD[ours]}" "$DIRECT")" '>=' 90)"
+row "pull-through warm (MB/s)" "${WARM[ours]}" "${WARM[theirs]}" "$(ratio "${WARM[ours]}" "${WARM[theirs]}")" "-" "-"
+row "$CONC_N concurrent cold pulls of $CONC_MIB MiB (wall ms)" "${CONC_MS[ours]}" "${CONC_MS[theirs]}" \
+    "$(ratio "${CONC_MS[theirs]}" "${CONC_MS[ours]}")" "-" "-"
+row "$CONC_N concurrent cold pulls (aggregate MB/s)" "${CONC_MBPS[ours]}" "${CONC_MBPS[theirs]}" \
+    "$(ratio "${CONC_MBPS[ours]}" "${CONC_MBPS[theirs]}")" "-" "-"
+row "upstream GETs for the $CONC_N pulls" "${CONC_GETS[ours]}" "${CONC_GETS[theirs]}" \
+    "$(ratio "${CONC_GETS[theirs]}" "${CONC_GETS[ours]}")" "== 1 (ours)" "$(judge "${CONC_GETS[ours]}" '==' 1)"
 
 HEAD_LINE="metric|buildset-registry|distribution|ratio (higher is better)|target|result"
 INFO="$(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) cores, $CPU (load average $LOAD at start); blob ${SIZE_MB} MiB; load ${DURATION} s per run; single-core SHA-256 ${SHA_MBPS} MB/s"
-NOTE="ratio is ours/theirs, except RSS and start time (theirs/ours). MB = 10^6 bytes. TLS+auth: RSA 2048 certificate; ours with a bearer token, distribution with htpasswd Basic auth (bcrypt per request)."
+NOTE="ratio is ours/theirs, except RSS, start time, wall time and upstream GETs (theirs/ours). MB = 10^6 bytes. TLS+auth: RSA 2048 certificate; ours with a bearer token, distribution with htpasswd Basic auth (bcrypt per request). Pull-through: a plain distribution on loopback as the upstream; each cache (ours with an upstream, distribution in proxy mode) on fresh storage; cold is the first GET, warm the second; the concurrent pulls start at once on another fresh cache, and upstream GETs are counted in the upstream's access log."
 
 echo "$INFO"
 printf '%s\n' "$HEAD_LINE" "${ROWS[@]}" | column -t -s '|' -o ' | '

@@ -143,12 +143,12 @@ struct ConfigurationReader {
         return users
     }
 
-    private mutating func readUpstreams(_ node: YAMLNode, key: String) -> [RegistryConfiguration.Upstream] {
+    private mutating func readUpstreams(_ node: YAMLNode, key: String) -> [UpstreamConfiguration] {
         guard case .sequence(let items, _) = node else {
             report(.error, line: node.line, key: key, "expected a list of upstreams")
             return []
         }
-        var upstreams: [RegistryConfiguration.Upstream] = []
+        var upstreams: [UpstreamConfiguration] = []
         for (index, item) in items.enumerated() {
             let itemKey = "\(key)[\(index)]"
             guard let fields = mapping(item, key: itemKey) else { continue }
@@ -173,12 +173,12 @@ struct ConfigurationReader {
                 report(.error, line: item.line, key: "\(itemKey).url", "missing, or not an http:// or https:// URL")
                 continue
             }
-            var upstream = RegistryConfiguration.Upstream(name: name, url: url)
+            var upstream = UpstreamConfiguration(name: name, url: url)
             upstream.username = values["username"]
             upstream.password = values["password"]
             upstream.certificateAuthorities = values["ca"]
             upstream.connectTimeout = numbers["connect-timeout"] ?? upstream.connectTimeout
-            upstream.timeout = numbers["timeout"] ?? upstream.timeout
+            upstream.stallTimeout = numbers["timeout"] ?? upstream.stallTimeout
             upstream.tagLifetime = numbers["tag-ttl"] ?? upstream.tagLifetime
             upstreams.append(upstream)
         }

@@ -36,35 +36,6 @@ public struct RegistryConfiguration: Sendable, Equatable {
         }
     }
 
-    /// A registry images are fetched from when they were not pushed here.
-    public struct Upstream: Sendable, Equatable {
-        /// The name clients select it by (`/v2/<name>/...` or `?ns=<name>`).
-        public var name: String
-        /// The base URL.
-        public var url: String
-        /// The login for the upstream.
-        public var username: String?
-        /// The password for `username`.
-        public var password: String?
-        /// A PEM file of certificate authorities to trust for it.
-        public var certificateAuthorities: String?
-        /// Seconds to wait for a connection.
-        public var connectTimeout = 10
-        /// Seconds a transfer may stall before it is abandoned.
-        public var timeout = 60
-        /// Seconds a tag's digest is trusted before a HEAD checks it again.
-        public var tagLifetime = 300
-
-        /// Makes an upstream.
-        public init(name: String, url: String) {
-            self.name = name
-            self.url = url
-        }
-
-        /// Docker Hub, the upstream used when the file names none.
-        public static let dockerHub = Upstream(name: "docker.io", url: "https://registry-1.docker.io")
-    }
-
     /// Where blobs and manifests live.
     public enum Storage: Sendable, Equatable {
         /// A directory on the local filesystem.
@@ -92,7 +63,7 @@ public struct RegistryConfiguration: Sendable, Equatable {
     /// Seconds after which unused uploads and unreferenced content may be pruned.
     public var expiration: Int?
     /// Where images not pushed here come from, the first being the default; `upstreams: []` turns this off.
-    public var upstreams: [Upstream] = [.dockerHub]
+    public var upstreams: [UpstreamConfiguration] = [.dockerHub]
 
     /// The configuration used when no file is given: loopback only, plain HTTP, anonymous push, `./data`.
     public static let embeddedDefault = RegistryConfiguration()

@@ -83,17 +83,7 @@ public enum Launcher {
                 logger.warning("no secret configured: tokens are signed with a random key and die with the process")
             }
         }
-        let upstreams = configuration.upstreams.map { configured in
-            var upstream = UpstreamConfiguration(name: configured.name, url: configured.url)
-            upstream.username = configured.username
-            upstream.password = configured.password
-            upstream.certificateAuthorities = configured.certificateAuthorities
-            upstream.connectTimeout = configured.connectTimeout
-            upstream.stallTimeout = configured.timeout
-            upstream.tagLifetime = configured.tagLifetime
-            upstream.addsLibraryPrefix = configured.url.contains("registry-1.docker.io")
-            return UpstreamRegistry(upstream)
-        }
+        let upstreams = configuration.upstreams.map { UpstreamRegistry($0) }
         let registry = Registry(store: store, accessControl: accessControl, upstreams: upstreams)
         let server = HTTPServer(configuration: settings, handler: registry, logger: Logger(label: "http"))
         try server.start()

@@ -67,7 +67,7 @@ import Testing
         #expect(configuration.upstreams.map(\.name) == ["quay.io", "local.test"])
         let quay = configuration.upstreams[0]
         #expect(quay.username == "robot" && quay.password == "t" && quay.certificateAuthorities == "/etc/ca.pem")
-        #expect(quay.connectTimeout == 3 && quay.timeout == 30 && quay.tagLifetime == 60)
+        #expect(quay.connectTimeout == 3 && quay.stallTimeout == 30 && quay.tagLifetime == 60)
         #expect(RegistryConfiguration.embeddedDefault.upstreams == [.dockerHub])
         let none = try RegistryConfiguration.parse("registry:\n  upstreams: []\n", file: "f", environment: [:])
         #expect(none.0.upstreams.isEmpty)

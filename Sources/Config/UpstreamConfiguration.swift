@@ -19,16 +19,13 @@ public struct UpstreamConfiguration: Sendable, Equatable {
     /// Whether single-segment names get `library/`, as on Docker Hub.
     public var addsLibraryPrefix = false
 
-    /// Makes an upstream.
+    /// Makes an upstream; Docker Hub's URL turns on its `library/` prefix.
     public init(name: String, url: String) {
         self.name = name
         self.url = url.hasSuffix("/") ? String(url.dropLast()) : url
+        addsLibraryPrefix = self.url.hasSuffix("://registry-1.docker.io")
     }
 
     /// Docker Hub, the default upstream.
-    public static var dockerHub: UpstreamConfiguration {
-        var hub = UpstreamConfiguration(name: "docker.io", url: "https://registry-1.docker.io")
-        hub.addsLibraryPrefix = true
-        return hub
-    }
+    public static let dockerHub = UpstreamConfiguration(name: "docker.io", url: "https://registry-1.docker.io")
 }
