@@ -7,10 +7,11 @@ import Synchronization
 ///
 /// Threading: one thread per connection. A handler may block (on the disk, on an upstream registry, on a
 /// pull-through fill another request is running) without holding up any other connection, because no other
-/// connection shares its thread. A pool of event-loop threads would answer trivial requests about 20% faster on
-/// these machines, but then every wait would need a suspend and resume through a worker, and one slow disk read
-/// would stall every connection on that thread. Idle keep-alive connections cost a parked thread each, whose
-/// stack is virtual memory that is never touched; the connection limit bounds them.
+/// connection shares its thread. Measured here against the alternative, an epoll pool of two threads, with 8
+/// keep-alive clients: blob HEADs 17,000-17,500/s against 17,300/s, `GET /v2/` 22,700-24,500/s against 21,900/s,
+/// so the pool wins nothing, and with it every wait would need a suspend and a resume through a worker. Idle
+/// keep-alive connections cost a parked thread each, whose stack is virtual memory that is never touched; the
+/// connection limit bounds them.
 public final class HTTPServer: @unchecked Sendable {
     /// How the server listens and what it allows each connection.
     public struct Configuration: Sendable {
