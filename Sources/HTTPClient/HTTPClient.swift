@@ -94,7 +94,7 @@ public final class HTTPClient {
         let status = try perform(
             method, url, headers: headers, chunked: false, hasBody: false, options: options,
             transfer: transfer)
-        transfer.deliverHeadIfPending(status: status)
+        _ = transfer.deliverHeadIfPending(status: status)
         return status
     }
 

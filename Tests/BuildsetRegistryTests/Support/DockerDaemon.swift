@@ -58,7 +58,7 @@ final class DockerDaemon {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: program)
         process.arguments = arguments
-        FileManager.default.createFile(atPath: directory + "/" + log, contents: nil)
+        _ = FileManager.default.createFile(atPath: directory + "/" + log, contents: nil)
         let output = FileHandle(forWritingAtPath: directory + "/" + log)
         process.standardOutput = output
         process.standardError = output
