@@ -21,12 +21,12 @@ extension Registry {
         }
 
         if isHead {
-            do {
-                let size = try target.upstream.blobSize(target.upstreamName, digest: digest)
-                return HTTPResponse(status: 200, headers: Self.blobHeaders(digest), body: .lengthOnly(size))
-            } catch {
-                throw error.registryError(notFound: .blobUnknown)
+            // Clients HEAD each layer before pushing it, so an upstream that is down, refuses, or limits must not
+            // fail the push: for a HEAD, anything but the upstream's yes is a plain "not here".
+            guard let size = try? target.upstream.blobSize(target.upstreamName, digest: digest) else {
+                throw RegistryError(.blobUnknown, digest.description)
             }
+            return HTTPResponse(status: 200, headers: Self.blobHeaders(digest), body: .lengthOnly(size))
         }
 
         let fill = pullThrough.fill(digest, target)

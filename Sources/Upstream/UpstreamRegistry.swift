@@ -30,6 +30,11 @@ public final class UpstreamRegistry: Sendable {
     private let tokens = Mutex<[String: (token: String, expires: Date)]>([:])
     /// Set once the upstream asked for Basic credentials; until then they are sent only to a token realm.
     private let usesBasic = Atomic<Bool>(false)
+    /// When the upstream last could not be reached, in seconds since 1970; 0 when it answered since.
+    private let unreachableSince = Atomic<Int>(0)
+    /// How long an unreachable upstream is not tried again, so that a network that drops packets costs one
+    /// connect timeout, not one per request (a push HEADs every layer).
+    static let unreachablePause = 10
 
     /// The manifest media types asked for, newest first.
     public static let manifestTypes = [
@@ -113,6 +118,7 @@ public final class UpstreamRegistry: Sendable {
         _ repository: String, digest: Digest, onStart: @escaping (Int64?) -> Bool,
         onData: @escaping (UnsafeRawBufferPointer) -> Bool
     ) throws(UpstreamError) {
+        try checkReachable()
         var url = configuration.url + "/v2/\(repository)/blobs/\(digest)"
         var sendsAuthorization = true
         var hasAuthenticated = false
@@ -143,6 +149,7 @@ public final class UpstreamRegistry: Sendable {
                         })
                 }
             }
+            if case .success = outcome { unreachableSince.store(0, ordering: .relaxed) }
             switch outcome {
             case .success(200):
                 return
@@ -169,7 +176,8 @@ public final class UpstreamRegistry: Sendable {
                     backoff(attempt)
                     continue
                 }
-                throw UpstreamError(.unreachable("\(error)"), upstream: configuration.name)
+                throw started
+                    ? UpstreamError(.unreachable("\(error)"), upstream: configuration.name) : markUnreachable(error)
             }
         }
         throw UpstreamError(.invalidResponse("too many redirects"), upstream: configuration.name)
@@ -181,6 +189,7 @@ public final class UpstreamRegistry: Sendable {
     func fetch(_ method: String, _ path: String, repository: String, headers extra: [String: String], limit: Int)
         throws(UpstreamError) -> HTTPClient.Response
     {
+        try checkReachable()
         var url = configuration.url + path
         var sendsAuthorization = true
         var hasAuthenticated = false
@@ -198,8 +207,9 @@ public final class UpstreamRegistry: Sendable {
                     backoff(attempt)
                     continue
                 }
-                throw UpstreamError(.unreachable("\(error)"), upstream: configuration.name)
+                throw markUnreachable(error)
             }
+            unreachableSince.store(0, ordering: .relaxed)
             switch response.status {
             case 200..<300:
                 guard response.body.count <= max(limit, 0) || method == "HEAD" else {
@@ -223,6 +233,19 @@ public final class UpstreamRegistry: Sendable {
             }
         }
         throw UpstreamError(.invalidResponse("too many redirects"), upstream: configuration.name)
+    }
+
+    private func checkReachable() throws(UpstreamError) {
+        let since = unreachableSince.load(ordering: .relaxed)
+        if since > 0, Int(Date().timeIntervalSince1970) - since < Self.unreachablePause {
+            throw UpstreamError(.unreachable("not tried again yet after a failure"), upstream: configuration.name)
+        }
+    }
+
+    private func markUnreachable(_ error: any Error) -> UpstreamError {
+        unreachableSince.store(Int(Date().timeIntervalSince1970), ordering: .relaxed)
+        logger.warning("upstream unreachable", ["error": "\(error)"])
+        return UpstreamError(.unreachable("\(error)"), upstream: configuration.name)
     }
 
     private func options() -> HTTPClient.Options {

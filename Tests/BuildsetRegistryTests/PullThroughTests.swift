@@ -72,6 +72,16 @@ import Upstream
         #expect(errorCode(blob) == "BLOB_UNKNOWN")
     }
 
+    @Test func pushesWorkWhileTheUpstreamIsDown() throws {
+        let pair = try PullThroughPair()
+        pair.upstream.server.stop()
+        let layer = Fixture.randomBytes(5000)
+        let head = try pair.client.send("HEAD", "/v2/built/app/blobs/\(Digest.sha256(of: layer))")
+        #expect(head.status == 404)
+        _ = try PushedImage.push(to: pair.proxy.base, name: "built/app", tag: "v1")
+        #expect(try pair.client.send("GET", "/v2/built/app/manifests/v1").status == 200)
+    }
+
     @Test func concurrentColdPullsShareOneUpstreamFetch() throws {
         let pair = try PullThroughPair()
         let image = try PushedImage.push(to: pair.upstream.base, name: "many", tag: "v1", layerSize: 8_000_000)
