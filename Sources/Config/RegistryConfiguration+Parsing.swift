@@ -28,17 +28,22 @@ extension RegistryConfiguration {
 
 /// Walks the YAML tree of a configuration, collecting every problem instead of stopping at the first.
 struct ConfigurationReader {
+    /// The path of the file being read, named in every problem.
     let file: String
+    /// The environment variables that a `%(NAME)` in a value is replaced from.
     let environment: [String: String]
+    /// Every error and warning found so far, in the order found.
     var problems: [ConfigurationProblem] = []
     /// The expiration read under `storage`, where zuul-registry keeps it.
     private var expiration: Int?
 
+    /// Makes a reader for `file` that fills values in from `environment`.
     init(file: String, environment: [String: String]) {
         self.file = file
         self.environment = environment
     }
 
+    /// Reads a configuration from YAML text, recording every problem; a setting missing or in error keeps its default.
     mutating func read(_ text: String) -> RegistryConfiguration {
         var configuration = RegistryConfiguration()
         let root: YAMLNode?

@@ -159,16 +159,26 @@ public final class HTTPClient {
 
 /// The state of one transfer, reached from libcurl's callbacks.
 final class Transfer {
+    /// The request body, handed to libcurl by the read callback.
     let body: [UInt8]
+    /// How many bytes of `body` libcurl has taken so far.
     var sent = 0
+    /// The response body, collected here when no streaming caller takes it.
     var received: [UInt8] = []
+    /// The headers of the latest response head, in the order received.
     var headers: [(name: String, value: String)] = []
+    /// The status of the latest response head; 0 until a status line arrives.
     var status = 0
+    /// The easy handle while the transfer runs; nil before and after.
     var handle: UnsafeMutableRawPointer?
+    /// Takes the status and headers of a streamed final response; returning false aborts the transfer.
     var onHead: ((Int, [(name: String, value: String)]) -> Bool)?
+    /// Takes each piece of a streamed body; returning false aborts the transfer.
     var onData: ((UnsafeRawBufferPointer) -> Bool)?
+    /// Whether `onHead` has been called, so it is called at most once.
     var headDelivered = false
 
+    /// Makes a transfer that sends `body`.
     init(body: [UInt8]) {
         self.body = body
     }

@@ -13,6 +13,7 @@ public final class HTTPRequest {
     public let requestID: String
     private let lookup: HTTPHeaderLookup
 
+    /// Makes a request whose headers, query parameters and peer address come from `lookup`.
     init(method: String, path: String, requestID: String, lookup: HTTPHeaderLookup) {
         self.method = method
         self.path = path
@@ -43,15 +44,21 @@ public final class HTTPRequest {
 
 /// Where a request finds its headers: the live connection in the server, or a table in tests.
 protocol HTTPHeaderLookup {
+    /// The value of the named request header, matched without regard to case; nil when it was not sent.
     func header(_ name: String) -> String?
+    /// The value of the named query parameter, percent-decoded; nil when it was not sent.
     func query(_ name: String) -> String?
+    /// Every value of the named query parameter, in the order sent.
     func queryValues(_ name: String) -> [String]
+    /// The peer's IP address as text.
     func remoteAddress() -> String
 }
 
 /// A request made without a server, for exercising handlers in process.
 public struct HTTPTestRequest: HTTPHeaderLookup {
+    /// The headers, keyed by lowercased name.
     let headers: [String: String]
+    /// The query parameters as name and value, in the order given; a name may repeat.
     let queries: [(String, String)]
 
     /// Makes a request with the given method, path, headers and query parameters.

@@ -245,6 +245,7 @@ public final class HTTPServer: @unchecked Sendable {
 
 /// What the server holds for one request between calls of the access handler.
 final class RequestContext {
+    /// Where the exchange stands: a response ready, a body being received or drained, or answered.
     enum State {
         case ready(HTTPResponse)
         case receiving(any HTTPBodyReceiver)
@@ -253,12 +254,18 @@ final class RequestContext {
         case answered
     }
 
+    /// The request being served.
     let request: HTTPRequest
+    /// Where the exchange stands, advanced by each call of the access handler.
     var state: State
+    /// The status of the queued response, for the log line; nil until one is queued.
     var status: Int?
+    /// The body length the queued response declares, for the log line.
     var bytes: Int64 = 0
+    /// When the request head arrived, in uptime nanoseconds, for the logged duration.
     let started = DispatchTime.now().uptimeNanoseconds
 
+    /// Makes the state of `request`, starting from what the handler decided for it.
     init(request: HTTPRequest, state exchange: HTTPExchange) {
         self.request = request
         switch exchange {
@@ -270,6 +277,7 @@ final class RequestContext {
 
 /// Header, query and peer lookups on a live library connection.
 struct ConnectionLookup: HTTPHeaderLookup {
+    /// The library's connection the request arrived on.
     let connection: OpaquePointer
 
     func header(_ name: String) -> String? {
@@ -303,13 +311,19 @@ struct ConnectionLookup: HTTPHeaderLookup {
 
 /// Gathers the values of one repeated query parameter from the library's iterator.
 final class QueryCollector {
+    /// The name of the parameter being collected.
     let name: String
+    /// The values found so far, in the order the library yields them.
     var values: [String] = []
+    /// Makes a collector for the parameter `name`.
     init(name: String) { self.name = name }
 }
 
+/// Holds a streamed body's source behind one pointer, for the library's content callbacks.
 final class SourceBox {
+    /// The source the body is read from.
     let source: any HTTPBodySource
+    /// Boxes `source`.
     init(_ source: any HTTPBodySource) { self.source = source }
 }
 

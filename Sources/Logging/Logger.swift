@@ -82,15 +82,18 @@ public struct Logger: Sendable {
 /// Each line goes out in one `write(2)`, which the kernel keeps whole for lines shorter than a pipe's buffer, so
 /// no lock is needed and a logging thread never waits for another.
 final class LogSink: Sendable {
+    /// The one sink every logger of the process writes to.
     static let shared = LogSink()
 
     private let level = Atomic<Int>(Logger.Level.info.rawValue)
 
+    /// The lowest level written; info until it is changed.
     var threshold: Logger.Level {
         get { Logger.Level(rawValue: level.load(ordering: .relaxed)) ?? .info }
         set { level.store(newValue.rawValue, ordering: .relaxed) }
     }
 
+    /// Writes one line to standard error: UTC timestamp, level, label, message, then the metadata sorted by key.
     func write(level: Logger.Level, label: String, message: String, metadata: Logger.Metadata) {
         var line: [UInt8] = []
         line.reserveCapacity(256)

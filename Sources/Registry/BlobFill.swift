@@ -14,6 +14,7 @@ import Upstream
 /// goes away leaves the fill running, bounded by the upstream's stall timeout. On a mismatch or an upstream
 /// failure nothing is committed and every waiting client's transfer is cut short of its promised length.
 final class BlobFill: @unchecked Sendable {
+    /// How far the fill has got: waiting for the upstream, streaming a known length, committed, or failed.
     enum State {
         case starting
         case streaming(length: Int64)
@@ -21,6 +22,7 @@ final class BlobFill: @unchecked Sendable {
         case failed(UpstreamError)
     }
 
+    /// The blob being fetched, which the fetched bytes must hash to.
     let digest: Digest
     // Everything below is guarded by `condition`'s lock.
     private let condition = NSCondition()
@@ -28,6 +30,7 @@ final class BlobFill: @unchecked Sendable {
     private var written: Int64 = 0
     private var reader: (any ObjectReader)?
 
+    /// Makes a fill for `digest` that has not yet heard from the upstream.
     init(digest: Digest) {
         self.digest = digest
     }
@@ -74,16 +77,19 @@ final class BlobFill: @unchecked Sendable {
 
     // MARK: - The fill's side
 
+    /// Gives clients the reader of the upload the fill writes into; until then they wait.
     func opened(_ reader: any ObjectReader) {
         condition.lock()
         self.reader = reader
         condition.unlock()
     }
 
+    /// Records the length the upstream announced and wakes the clients waiting for it.
     func started(length: Int64) {
         update { $0 = .streaming(length: length) }
     }
 
+    /// Records that the first `total` bytes are written and wakes the clients waiting for them.
     func advanced(to total: Int64) {
         condition.lock()
         written = total
@@ -91,6 +97,7 @@ final class BlobFill: @unchecked Sendable {
         condition.unlock()
     }
 
+    /// Records how the fill ended, committed at a length or failed, and wakes every waiting client.
     func finished(_ outcome: Result<Int64, UpstreamError>) {
         update { state in
             switch outcome {
@@ -130,9 +137,12 @@ final class FillTable: Sendable {
 
 /// A response body read from a fill as it grows.
 final class FillSource: HTTPBodySource {
+    /// The fill the body is read from.
     let fill: BlobFill
+    /// The offset in the blob the body starts at, for a range request.
     let start: Int64
 
+    /// Makes a body that reads `fill` from `start` on.
     init(fill: BlobFill, start: Int64) {
         self.fill = fill
         self.start = start

@@ -3,10 +3,15 @@ import Hashing
 
 /// The media types of manifests this registry stores.
 enum ManifestMediaType {
+    /// The Docker image manifest of schema 2.
     static let dockerManifest = "application/vnd.docker.distribution.manifest.v2+json"
+    /// The Docker manifest list, schema 2's index of images for several platforms.
     static let dockerList = "application/vnd.docker.distribution.manifest.list.v2+json"
+    /// The OCI image manifest.
     static let ociManifest = "application/vnd.oci.image.manifest.v1+json"
+    /// The OCI image index.
     static let ociIndex = "application/vnd.oci.image.index.v1+json"
+    /// The Docker schema 1 types, which are refused.
     static let schema1 = [
         "application/vnd.docker.distribution.manifest.v1+json",
         "application/vnd.docker.distribution.manifest.v1+prettyjws",
@@ -15,11 +20,17 @@ enum ManifestMediaType {
 
 /// A content descriptor inside a manifest.
 struct Descriptor {
+    /// The media type of the content described.
     let mediaType: String
+    /// The content's digest.
     let digest: Digest
+    /// The content's size in bytes.
     let size: Int64
+    /// Other places the content can be fetched from; empty when none are given.
     let urls: [String]
+    /// The artifact type the descriptor declares, if any.
     let artifactType: String?
+    /// The descriptor's annotations, if any.
     let annotations: [String: Any]?
 }
 

@@ -7,9 +7,11 @@ import Upstream
 
 /// Where an image not held locally comes from: which upstream, under which name, cached in which namespace.
 struct UpstreamTarget {
+    /// The upstream registry to fetch from.
     let upstream: UpstreamRegistry
     /// The repository as the upstream names it, which is also its name in the cache namespace.
     let repository: RepositoryName
+    /// The cache namespace fetched content is kept in.
     let namespace: Namespace
 
     /// The name for requests to the upstream.
@@ -26,11 +28,16 @@ struct UpstreamTarget {
 /// digest and never change; a tag's digest is trusted for the upstream's tag lifetime, then checked again with a
 /// HEAD. When the upstream fails and a digest is cached, the cached one is served and a warning logged.
 final class PullThrough: Sendable {
+    /// The configured upstreams; the first is the default.
     let upstreams: [UpstreamRegistry]
+    /// The store holding `_local` and the cache namespaces.
     let store: RegistryStore
+    /// The blob fills in progress, shared by the requests that ask for the same blob.
     let fills = FillTable()
+    /// Where cached content and upstream failures are logged.
     let logger: Logger
 
+    /// Makes a pull-through from `upstreams` that caches into `store`.
     init(upstreams: [UpstreamRegistry], store: RegistryStore, logger: Logger) {
         self.upstreams = upstreams
         self.store = store

@@ -81,6 +81,7 @@ extension Registry {
         return body
     }
 
+    /// The headers of every blob response: digest, range support, ETag, a year's caching and the content type.
     static func blobHeaders(_ digest: Digest) -> [(name: String, value: String)] {
         [
             ("Docker-Content-Digest", digest.description), ("Accept-Ranges", "bytes"), ("ETag", "\"\(digest)\""),
@@ -105,9 +106,12 @@ extension Registry {
 
 /// Streams an object reader as a response body.
 final class ReaderSource: HTTPBodySource {
+    /// The object the body is read from.
     let reader: any ObjectReader
+    /// The offset in the object the body starts at.
     let start: Int64
 
+    /// Makes a body that reads `reader` from `start` on.
     init(reader: any ObjectReader, start: Int64) {
         self.reader = reader
         self.start = start

@@ -118,16 +118,20 @@ extension Registry {
 
 /// Collects a manifest body, refusing it once it passes the size limit.
 final class ManifestReceiver: ThrowingReceiver {
+    /// The repository the manifest is pushed to.
     let name: RepositoryName
+    /// The tag or digest the manifest is pushed under.
     let reference: Reference
     private var bytes: [UInt8] = []
 
+    /// Makes a receiver for a push of the manifest of `name` at `reference`.
     init(registry: Registry, request: HTTPRequest, name: RepositoryName, reference: Reference) {
         self.name = name
         self.reference = reference
         super.init(registry: registry, request: request)
     }
 
+    /// Collects a chunk; throws a 413 once the manifest would pass `Registry.manifestLimit`.
     override func take(_ chunk: UnsafeRawBufferPointer) throws {
         guard bytes.count + chunk.count <= Registry.manifestLimit else {
             throw RegistryError(.sizeInvalid, "manifests are limited to \(Registry.manifestLimit) bytes", status: 413)
@@ -135,6 +139,7 @@ final class ManifestReceiver: ThrowingReceiver {
         bytes.append(contentsOf: chunk)
     }
 
+    /// Stores the manifest under the request's `Content-Type`, without its parameters.
     override func complete() throws -> HTTPResponse {
         let contentType = request.header("Content-Type").map {
             String($0.split(separator: ";").first ?? "").trimmingCharacters(in: .whitespaces)

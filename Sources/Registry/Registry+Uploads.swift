@@ -79,6 +79,7 @@ extension Registry {
         return HTTPResponse(status: 204)
     }
 
+    /// The response for an upload in progress: its location, its id, and the `Range` of the `offset` bytes received.
     func uploadAccepted(_ name: RepositoryName, _ id: UploadID, offset: Int64, status: Int) -> HTTPResponse {
         HTTPResponse(
             status: status,
@@ -88,6 +89,7 @@ extension Registry {
             ])
     }
 
+    /// The 201 for a blob now in the repository, with its location and digest.
     func blobCreated(_ name: RepositoryName, _ digest: Digest) -> HTTPResponse {
         HTTPResponse(
             status: 201,
@@ -97,11 +99,15 @@ extension Registry {
 
 /// Streams one request's body into an upload, then records the chunk or commits the blob.
 final class UploadReceiver: ThrowingReceiver {
+    /// Writes the body into the upload.
     let appender: UploadAppender
+    /// The length the request's `Content-Range` promised; nil when it gave none.
     let expectedLength: Int64?
+    /// The digest to commit the blob as once the body is in; nil saves the chunk and leaves the upload open.
     let commitDigest: Digest?
     private let startOffset: Int64
 
+    /// Makes a receiver that appends to `appender`, checks `expectedLength` and commits as `digest`, each when given.
     init(
         registry: Registry, request: HTTPRequest, appender: UploadAppender, expectedLength: Int64? = nil,
         commitAs digest: Digest? = nil
@@ -113,10 +119,12 @@ final class UploadReceiver: ThrowingReceiver {
         super.init(registry: registry, request: request)
     }
 
+    /// Appends the bytes to the upload.
     override func take(_ bytes: UnsafeRawBufferPointer) throws {
         try appender.append(bytes)
     }
 
+    /// Checks the length `Content-Range` promised, then saves the chunk or commits the blob.
     override func complete() throws -> HTTPResponse {
         let received = appender.offset - startOffset
         if let expectedLength, received != expectedLength {
@@ -142,6 +150,7 @@ final class UploadReceiver: ThrowingReceiver {
         return registry.blobCreated(name, digest)
     }
 
+    /// Saves what arrived, so the client can resume the upload from there.
     override func interrupted() {
         appender.saveAfterInterruption()
     }

@@ -13,6 +13,7 @@ public final class Registry: HTTPHandler {
     let accessControl: AccessControl?
     /// Where images not held locally come from; nil serves `_local` only.
     let pullThrough: PullThrough?
+    /// Where request failures, uploads and manifest pushes are logged.
     let logger: Logger
 
     /// The largest manifest accepted; larger ones get 413.
@@ -176,10 +177,14 @@ public final class Registry: HTTPHandler {
 
 /// Wraps a handler's body receiver so its responses get the common headers and its failures the error renderer.
 final class FinishingReceiver: HTTPBodyReceiver {
+    /// The handler's receiver, which does the work.
     let inner: any HTTPBodyReceiver
+    /// The registry whose common headers go on every response.
     let registry: Registry
+    /// The request whose body is received.
     let request: HTTPRequest
 
+    /// Wraps `inner`, which takes the body of `request`.
     init(inner: any HTTPBodyReceiver, registry: Registry, request: HTTPRequest) {
         self.inner = inner
         self.registry = registry
@@ -201,17 +206,23 @@ final class FinishingReceiver: HTTPBodyReceiver {
 
 /// A body receiver whose steps may throw; failures become spec error responses.
 class ThrowingReceiver: HTTPBodyReceiver {
+    /// The registry the body is received for, whose error renderer answers failures.
     let registry: Registry
+    /// The request whose body is received.
     let request: HTTPRequest
     private var failed = false
 
+    /// Makes a receiver for the body of `request`.
     init(registry: Registry, request: HTTPRequest) {
         self.registry = registry
         self.request = request
     }
 
+    /// Takes the next bytes of the body; a thrown error is rendered as the response, which ends the exchange early.
     func take(_ bytes: UnsafeRawBufferPointer) throws {}
+    /// Makes the response once the whole body has arrived; a thrown error is rendered as the response instead.
     func complete() throws -> HTTPResponse { HTTPResponse(status: 204) }
+    /// Called when the connection ends before the body does, unless a step has already failed.
     func interrupted() {}
 
     final func receive(_ bytes: UnsafeRawBufferPointer) -> HTTPResponse? {

@@ -28,6 +28,7 @@ public final class FilesystemDriver: StorageDriver {
     /// The directory of records naming committed files whose flush to disk may not have finished.
     static let syncRecords = "_sync"
 
+    /// The absolute file path of a storage path.
     func file(_ path: StoragePath) -> String {
         root + "/" + path.description
     }
@@ -225,6 +226,7 @@ final class FileReader: ObjectReader {
     let size: Int64
     private let path: String
 
+    /// Makes a reader over `descriptor`, an open file of `size` bytes; `path` names the file in errors.
     init(descriptor: Int32, size: Int64, path: String) {
         self.descriptor = descriptor
         self.size = size
@@ -257,6 +259,7 @@ final class FileSegmentWriter: SegmentWriter {
     private var offset: Int64
     private let path: String
 
+    /// Makes a writer that writes through `descriptor` from `offset` on; `path` names the file in errors.
     init(descriptor: Int32, offset: Int64, path: String) {
         self.descriptor = descriptor
         self.offset = offset

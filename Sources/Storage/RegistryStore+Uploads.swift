@@ -6,10 +6,15 @@ import Hashing
 /// The saved SHA-256 state lets any process continue the digest where the last chunk left it, without reading
 /// back the bytes already received.
 struct UploadRecord: Codable {
+    /// The namespace the blob is committed into.
     var namespace: String
+    /// The repository the upload was started in.
     var repository: String
+    /// How many bytes the upload has received.
     var offset: Int64
+    /// The saved SHA-256 state over those bytes.
     var hashState: Data
+    /// When the upload was started, in seconds since 1970.
     var startedAt: Double
     /// Who wrote the data the hash state describes; see `StorageDriver.mayHaveLostWrites(since:)`.
     var writer: String?
@@ -121,6 +126,7 @@ extension RegistryStore {
         }
     }
 
+    /// The stored record of an upload, or nil when there is none; throws when it is damaged.
     func loadRecord(_ id: UploadID) throws -> UploadRecord? {
         guard let bytes = try driver.read(StorageLayout.uploadState(id), limit: Self.recordLimit) else { return nil }
         guard let record = try? JSONDecoder().decode(UploadRecord.self, from: Data(bytes)) else {
@@ -129,6 +135,7 @@ extension RegistryStore {
         return record
     }
 
+    /// Stores the record of an upload, without flushing it to disk.
     func save(_ record: UploadRecord, for id: UploadID) throws {
         let bytes = try JSONEncoder().encode(record)
         // Not flushed: a state lost with the machine only makes the client start the upload again.
@@ -153,6 +160,7 @@ public final class UploadAppender {
     /// Below this many bytes in one request, hashing and writing inline costs less than handing them over.
     static let pipelineThreshold = 256 * 1024
 
+    /// Makes an appender that continues `record`, hashing on from `hasher`'s state and writing through `writer`.
     init(store: RegistryStore, id: UploadID, record: UploadRecord, hasher: SHA256Hasher, writer: any SegmentWriter) {
         self.store = store
         self.id = id

@@ -9,6 +9,7 @@ import Logging
 public final class RegistryStore: Sendable {
     /// The backend that holds the bytes.
     public let driver: any StorageDriver
+    /// Where damaged blobs and interrupted, rehashed or mismatched uploads are logged.
     let logger: Logger
 
     /// The largest link, tag or state record read back; anything larger is damaged.
@@ -150,6 +151,7 @@ public struct RegistryStoreError: Error, Equatable, Sendable, CustomStringConver
     /// What went wrong.
     public let kind: Kind
 
+    /// Makes an error of `kind`.
     init(_ kind: Kind) { self.kind = kind }
 
     /// The failure in words.

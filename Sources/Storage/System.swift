@@ -2,6 +2,7 @@ import Foundation
 
 /// The system calls the filesystem driver makes, each turning a failure into a `StorageError` naming the call.
 enum System {
+    /// The error for `call` failing on `path`, with the `errno` it set.
     static func fail(_ call: String, _ path: String, _ number: Int32 = errno) -> StorageError {
         StorageError(.system(call: call, errno: number), path: path)
     }
@@ -25,6 +26,7 @@ enum System {
         return result
     }
 
+    /// Opens a file read-only; nil when nothing is there or it is a directory.
     static func openForReading(_ path: String) throws -> Int32? {
         let descriptor = open(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else {
@@ -34,28 +36,33 @@ enum System {
         return descriptor
     }
 
+    /// Opens a file for writing, creating it when missing and keeping what it holds.
     static func openForAppending(_ path: String) throws -> Int32 {
         let descriptor = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else { throw fail("open", path) }
         return descriptor
     }
 
+    /// Creates a new file for writing; throws when one is already there.
     static func create(_ path: String) throws -> Int32 {
         let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else { throw fail("open", path) }
         return descriptor
     }
 
+    /// The size in bytes of an open file.
     static func size(of descriptor: Int32, path: String) throws -> Int64 {
         var result = stat()
         guard fstat(descriptor, &result) == 0 else { throw fail("fstat", path) }
         return Int64(result.st_size)
     }
 
+    /// Cuts an open file down to `length` bytes.
     static func truncate(_ descriptor: Int32, to length: Int64, path: String) throws {
         guard ftruncate(descriptor, off_t(length)) == 0 else { throw fail("ftruncate", path) }
     }
 
+    /// Reads up to `buffer.count` bytes at the file's position, retrying when interrupted; answers 0 at the end.
     static func read(_ descriptor: Int32, into buffer: UnsafeMutableRawBufferPointer, path: String) throws -> Int {
         while true {
             let count = Glibc.read(descriptor, buffer.baseAddress, buffer.count)
@@ -64,6 +71,7 @@ enum System {
         }
     }
 
+    /// Reads up to `buffer.count` bytes at `offset`, retrying when interrupted; answers 0 at the end.
     static func read(_ descriptor: Int32, into buffer: UnsafeMutableRawBufferPointer, at offset: Int64, path: String)
         throws -> Int
     {
@@ -74,6 +82,7 @@ enum System {
         }
     }
 
+    /// Writes every byte at the file's position, going on after short and interrupted writes.
     static func writeAll(_ descriptor: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws {
         var written = 0
         while written < bytes.count {
@@ -86,6 +95,7 @@ enum System {
         }
     }
 
+    /// Writes every byte from `offset` on, going on after short and interrupted writes.
     static func writeAll(_ descriptor: Int32, _ bytes: UnsafeRawBufferPointer, at offset: Int64, path: String) throws {
         var written = 0
         while written < bytes.count {
@@ -113,6 +123,7 @@ enum System {
         guard fsync(descriptor) == 0 else { throw fail("fsync", file) }
     }
 
+    /// Flushes a directory's entries to the disk, so that files created or renamed in it survive a power loss.
     static func syncDirectory(_ directory: String) throws {
         let descriptor = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard descriptor >= 0 else { throw fail("open", directory) }
@@ -120,11 +131,13 @@ enum System {
         guard fsync(descriptor) == 0 else { throw fail("fsync", directory) }
     }
 
+    /// The path without its last component; `.` for a path without a `/`.
     static func parent(of path: String) -> String {
         guard let slash = path.lastIndex(of: "/") else { return "." }
         return String(path[..<slash])
     }
 
+    /// Creates a directory and any missing parents; one that is already there is not an error.
     static func makeDirectories(_ path: String) throws {
         if mkdir(path, 0o755) == 0 || errno == EEXIST { return }
         guard errno == ENOENT else { throw fail("mkdir", path) }
@@ -140,6 +153,7 @@ enum System {
         guard rename(source, target) == 0 else { throw fail("rename", target) }
     }
 
+    /// The names in a directory, without `.` and `..`; a missing one lists as empty.
     static func listDirectory(_ path: String) throws -> [String] {
         guard let directory = opendir(path) else {
             if errno == ENOENT || errno == ENOTDIR { return [] }

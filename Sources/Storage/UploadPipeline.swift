@@ -9,7 +9,9 @@ import Hashing
 /// when both are done with it. Buffers keep their order on each queue, so the hash and the file see the same
 /// bytes in the same order. Memory is bounded by the pool: `bufferCount` buffers of `bufferSize` bytes.
 final class UploadPipeline: @unchecked Sendable {
+    /// The size in bytes of each buffer in the pool.
     static let bufferSize = 1 << 20
+    /// How many buffers the pool holds, which bounds the memory one upload takes.
     static let bufferCount = 4
 
     private let writer: any SegmentWriter

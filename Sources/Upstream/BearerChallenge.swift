@@ -2,7 +2,9 @@ import Foundation
 
 /// A parsed `WWW-Authenticate` header: the scheme and its parameters.
 struct AuthenticationChallenge: Equatable {
+    /// The scheme, lowercased, such as `bearer` or `basic`.
     let scheme: String
+    /// The parameters by lowercased name, with quotes and escapes removed.
     let parameters: [String: String]
 
     /// Parses `Bearer realm="...",service="...",scope="..."` or `Basic realm="..."`; nil when it is neither.

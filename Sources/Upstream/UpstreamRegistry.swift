@@ -25,6 +25,7 @@ public struct UpstreamManifest: Sendable {
 public final class UpstreamRegistry: Sendable {
     /// The settings.
     public let configuration: UpstreamConfiguration
+    /// Where unreachable upstreams and cached tokens are logged, tagged with the upstream's name.
     let logger: Logger
     private let pool = Mutex<[ClientBox]>([])
     private let tokens = Mutex<[String: (token: String, expires: Date)]>([:])
@@ -41,7 +42,9 @@ public final class UpstreamRegistry: Sendable {
         "application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json",
         "application/vnd.oci.image.manifest.v1+json", "application/vnd.docker.distribution.manifest.v2+json",
     ]
+    /// How many times a request is tried on connection errors and 5xx before the failure is reported.
     static let attempts = 3
+    /// The largest manifest accepted from an upstream, in bytes.
     static let manifestLimit = 4 * 1024 * 1024
 
     /// Makes a client for `configuration`.
@@ -325,10 +328,12 @@ public final class UpstreamRegistry: Sendable {
 
     // MARK: - Helpers
 
+    /// The last value of the named header, matched without regard to case.
     static func header(_ name: String, in headers: [(name: String, value: String)]) -> String? {
         headers.last { $0.name.caseInsensitiveCompare(name) == .orderedSame }?.value
     }
 
+    /// A redirect's `Location`, made absolute against the URL that answered with it.
     static func resolve(_ location: String, against base: String) -> String {
         URL(string: location, relativeTo: URL(string: base))?.absoluteString ?? location
     }
@@ -336,5 +341,6 @@ public final class UpstreamRegistry: Sendable {
 
 /// A libcurl handle, used by one thread at a time through the pool.
 final class ClientBox: @unchecked Sendable {
+    /// The client, whose connections stay open for whichever thread takes the box next.
     let client = HTTPClient()
 }

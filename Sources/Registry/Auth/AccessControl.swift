@@ -50,14 +50,19 @@ public final class AccessControl: Sendable {
         }
     }
 
+    /// The configured users by login name; the first of a repeated name wins.
     let users: [String: User]
+    /// Signs and checks the tokens this registry issues.
     let signer: AccessTokenSigner
     /// The service name tokens are issued for.
     let service: String
     /// The token endpoint clients are sent to.
     let realm: String
+    /// Seconds an issued token stays valid.
     let tokenLifetime: Int
+    /// Whether callers without credentials may pull and list, which holds while no read-only user is configured.
     let isAnonymousPullAllowed: Bool
+    /// Where failed logins and issued tokens are logged.
     let logger: Logger
 
     /// The actions a write user may be granted.
@@ -108,6 +113,7 @@ public final class AccessControl: Sendable {
         return allows(identity, permission)
     }
 
+    /// Whether `identity` has `permission`: by the user's rights, or by the grants of the token.
     func allows(_ identity: Identity, _ permission: Permission) -> Bool {
         switch identity {
         case .anonymous, .unknownCredentials:
@@ -131,6 +137,7 @@ public final class AccessControl: Sendable {
         }
     }
 
+    /// Who sent the request, per its `Authorization` header; throws when the header is malformed or the token refused.
     func identity(of request: HTTPRequest) throws(TokenRejection) -> Identity {
         guard let header = request.header("Authorization") else { return .anonymous }
         if header.count > AccessTokenSigner.maximumLength { throw .malformed }
@@ -144,6 +151,8 @@ public final class AccessControl: Sendable {
         throw .malformed
     }
 
+    /// The configured user whose password matches, compared in constant time; otherwise logs the failed login and
+    /// answers unknown credentials.
     func checkPassword(name: String, password: String, request: HTTPRequest) -> Identity {
         if let user = users[name], Crypto.constantTimeEqual(Array(user.password.utf8), Array(password.utf8)) {
             return .user(name: name, canWrite: user.canWrite)
@@ -153,6 +162,7 @@ public final class AccessControl: Sendable {
         return .unknownCredentials(name: name)
     }
 
+    /// The 401 whose `WWW-Authenticate` header sends the client to the token endpoint for what `permission` needs.
     func challenge(_ permission: Permission, error: String?) -> RegistryError {
         var value = "Bearer realm=\"\(realm)\",service=\"\(service)\""
         if let scope = Self.scope(for: permission) { value += ",scope=\"\(scope)\"" }
@@ -160,6 +170,7 @@ public final class AccessControl: Sendable {
         return RegistryError(.unauthorized, Self.describe(permission), headers: [("WWW-Authenticate", value)])
     }
 
+    /// The token scope that covers `permission`; nil for a login, which needs none.
     static func scope(for permission: Permission) -> String? {
         switch permission {
         case .login: nil
@@ -170,6 +181,7 @@ public final class AccessControl: Sendable {
         }
     }
 
+    /// What `permission` allows, in a few words for error messages.
     static func describe(_ permission: Permission) -> String {
         switch permission {
         case .login: "authentication required"
@@ -180,6 +192,8 @@ public final class AccessControl: Sendable {
         }
     }
 
+    /// The credential after `scheme` in an `Authorization` header, the scheme matched without regard to case; nil
+    /// when the header names another scheme.
     static func credential(_ header: String, scheme: String) -> Substring? {
         guard header.count > scheme.count + 1,
             header.prefix(scheme.count).caseInsensitiveCompare(scheme) == .orderedSame,

@@ -3,17 +3,25 @@ import Hashing
 
 /// What a token allows on one resource: `repository:<name>` or `registry:catalog`.
 struct Grant: Equatable, Sendable {
+    /// The kind of resource: `repository` or `registry`.
     let type: String
+    /// The resource's name: a repository name, or `catalog`.
     let name: String
+    /// The actions allowed on the resource, such as `pull`, `push`, `delete` or `*`.
     let actions: Set<String>
 }
 
 /// The claims of a token this registry issues.
 struct TokenClaims: Equatable, Sendable {
+    /// The user the token was issued to; empty for an anonymous caller.
     let subject: String
+    /// The service the token is for, its audience.
     let service: String
+    /// When the token was issued, in seconds since 1970.
     let issuedAt: Int
+    /// When the token stops being valid, in seconds since 1970.
     let expiresAt: Int
+    /// What the token allows, one grant per resource.
     let access: [Grant]
 
     /// Whether the token grants `action` on the resource.
@@ -37,11 +45,13 @@ enum TokenRejection: Error, Equatable {
 /// algorithm fail), compare the MAC in constant time, then read expiry and audience. Nothing else in a token
 /// is trusted before the MAC has matched.
 struct AccessTokenSigner: Sendable {
+    /// The HMAC key tokens are signed and checked with.
     let secret: [UInt8]
 
     /// Longest token accepted; anything longer is refused before any work is done on it.
     static let maximumLength = 16 * 1024
 
+    /// Encodes `claims` as an HS256 JSON web token with a random `jti`, signed with the secret.
     func sign(_ claims: TokenClaims) -> String {
         let header = Base64URL.encode(Array(#"{"alg":"HS256","typ":"JWT"}"#.utf8))
         let access: [[String: Any]] = claims.access.map {
@@ -57,6 +67,7 @@ struct AccessTokenSigner: Sendable {
         return signingInput + "." + Base64URL.encode(Crypto.hmacSHA256(key: secret, message: Array(signingInput.utf8)))
     }
 
+    /// The claims of `token` once its algorithm, MAC, expiry and audience pass; throws why it is refused otherwise.
     func verify(_ token: String, service: String, now: Int) throws(TokenRejection) -> TokenClaims {
         guard token.utf8.count <= Self.maximumLength else { throw .malformed }
         let parts = token.split(separator: ".", omittingEmptySubsequences: false)
