@@ -75,6 +75,14 @@ final class BlobFill: @unchecked Sendable {
         }
     }
 
+    /// Whether the fill has given up; a new request for the blob then starts another.
+    var hasFailed: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        if case .failed = state { return true }
+        return false
+    }
+
     // MARK: - The fill's side
 
     /// Gives clients the reader of the upload the fill writes into; until then they wait.
@@ -122,16 +130,20 @@ final class FillTable: Sendable {
     /// The fill for this blob, and whether the caller must start it.
     func join(_ key: String, digest: Digest) -> (fill: BlobFill, isNew: Bool) {
         fills.withLock { table in
-            if let existing = table[key] { return (existing, false) }
+            // A failed fill stays in the table for a moment after its clients are told; it must not be joined.
+            if let existing = table[key], !existing.hasFailed { return (existing, false) }
             let fill = BlobFill(digest: digest)
             table[key] = fill
             return (fill, true)
         }
     }
 
-    /// Forgets a finished fill; later requests find the blob in the cache, or start again after a failure.
-    func remove(_ key: String) {
-        _ = fills.withLock { $0.removeValue(forKey: key) }
+    /// Forgets a finished fill, unless a newer one has taken its place; later requests find the blob in the
+    /// cache, or start again after a failure.
+    func remove(_ key: String, _ fill: BlobFill) {
+        fills.withLock { table in
+            if table[key] === fill { table.removeValue(forKey: key) }
+        }
     }
 }
 

@@ -136,7 +136,7 @@ final class PullThrough: Sendable {
         guard isNew else { return fill }
         let thread = Thread { [self] in
             run(fill, target)
-            fills.remove(key)
+            fills.remove(key, fill)
         }
         thread.stackSize = 512 * 1024
         thread.start()
