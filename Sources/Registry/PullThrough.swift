@@ -138,7 +138,7 @@ final class PullThrough: Sendable {
             run(fill, target)
             fills.remove(key, fill)
         }
-        thread.stackSize = 512 * 1024
+        thread.stackSize = 1 << 20
         thread.start()
         return fill
     }
