@@ -141,7 +141,8 @@ public final class HTTPServer: @unchecked Sendable {
             let request = HTTPRequest(
                 method: String(cString: method), path: String(cString: url), requestID: nextRequestID(),
                 lookup: lookup)
-            let exchange = RequestContext(request: request, state: handler.begin(request))
+            let started = DispatchTime.now().uptimeNanoseconds
+            let exchange = RequestContext(request: request, state: handler.begin(request), started: started)
             slot.pointee = Unmanaged.passRetained(exchange).toOpaque()
             return .YES
         }
@@ -264,11 +265,12 @@ final class RequestContext {
     /// The body length the queued response declares, for the log line.
     var bytes: Int64 = 0
     /// When the request head arrived, in uptime nanoseconds, for the logged duration.
-    let started = DispatchTime.now().uptimeNanoseconds
+    let started: UInt64
 
     /// Makes the state of `request`, starting from what the handler decided for it.
-    init(request: HTTPRequest, state exchange: HTTPExchange) {
+    init(request: HTTPRequest, state exchange: HTTPExchange, started: UInt64) {
         self.request = request
+        self.started = started
         switch exchange {
         case .respond(let response): state = .ready(response)
         case .receive(let receiver): state = .receiving(receiver)
