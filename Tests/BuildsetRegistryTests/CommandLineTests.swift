@@ -1,4 +1,5 @@
 import Foundation
+import Hashing
 import Testing
 
 /// The executable's commands, run as a user would run them.
@@ -48,5 +49,35 @@ import Testing
         #expect(help.output.contains("check-config"))
         let unknown = try run(ServerProcess.executable, ["--colour"])
         #expect(unknown.status == 2)
+    }
+}
+
+/// What the server writes to its log for each request and upload.
+@Suite struct LogTests {
+    @Test func oneLinePerRequestWithItsFieldsAndNoCredentials() throws {
+        let directory = TemporaryDirectory()
+        let log = directory.path + "/server.log"
+        let server = try ServerProcess(root: directory.path + "/storage", directory: directory.path, logPath: log)
+        let secret = "Basic " + Data("someone:hunter2-secret".utf8).base64EncodedString()
+        let blob = Fixture.randomBytes(1000)
+        let digest = Digest.sha256(of: blob)
+        let client = RegistryClient(base: server.base)
+        let pushed = try client.send(
+            "POST", "/v2/logged/blobs/uploads/?digest=\(digest)", headers: ["Authorization": secret], body: blob)
+        #expect(pushed.status == 201)
+        let requestID = try #require(pushed.header("X-Request-Id"))
+        #expect(server.terminate() == 0)
+
+        let lines = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n")
+        let requestLine = try #require(lines.first { $0.contains("request.id=\(requestID)") && $0.contains(" http: ") })
+        for field in ["method=POST", "path=/v2/logged/blobs/uploads/", "status=201", "bytes=0", "duration_ms="] {
+            #expect(requestLine.contains(field), "\(requestLine)")
+        }
+        #expect(requestLine.contains(" info "))
+        let uploadLine = try #require(lines.first { $0.contains("blob uploaded") })
+        #expect(uploadLine.contains("digest=\(digest)") && uploadLine.contains("upload.id="), "\(uploadLine)")
+        let everything = lines.joined(separator: "\n")
+        #expect(!everything.contains("hunter2"))
+        #expect(!everything.contains(secret.dropFirst(6)))
     }
 }

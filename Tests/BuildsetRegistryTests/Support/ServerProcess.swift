@@ -15,8 +15,8 @@ final class ServerProcess {
         return bundle.appendingPathComponent("buildset-registry").path
     }
 
-    /// Starts a server on a free port over `root` and waits until it answers.
-    init(root: String, directory: String) throws {
+    /// Starts a server on a free port over `root` and waits until it answers; its log goes to `logPath` if given.
+    init(root: String, directory: String, logPath: String? = nil) throws {
         self.root = root
         port = try Self.freePort()
         configPath = directory + "/registry-\(port).yaml"
@@ -33,7 +33,12 @@ final class ServerProcess {
         try config.write(toFile: configPath, atomically: true, encoding: .utf8)
         process.executableURL = URL(fileURLWithPath: Self.executable)
         process.arguments = ["serve", "-c", configPath]
-        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        if let logPath {
+            _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+            process.standardError = FileHandle(forWritingAtPath: logPath)
+        } else {
+            process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        }
         try process.run()
         try waitUntilServing()
     }
