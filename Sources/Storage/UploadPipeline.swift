@@ -9,8 +9,9 @@ import Hashing
 /// when both are done with it. Buffers keep their order on each queue, so the hash and the file see the same
 /// bytes in the same order. Memory is bounded by the pool: `bufferCount` buffers of `bufferSize` bytes.
 final class UploadPipeline: @unchecked Sendable {
-    /// The size in bytes of each buffer in the pool.
-    static let bufferSize = 1 << 20
+    /// Bytes per buffer: ten 1 GiB pushes here gave a median of about 700 MB/s with 2 MiB against 630 MB/s with
+    /// 1 MiB, for 4 MiB more peak memory per upload.
+    static let bufferSize = 1 << 21
     /// How many buffers the pool holds, which bounds the memory one upload takes.
     static let bufferCount = 4
 
