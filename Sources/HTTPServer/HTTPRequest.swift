@@ -42,7 +42,8 @@ public final class HTTPRequest {
     }
 }
 
-/// Where a request finds its headers: the live connection in the server, or a table in tests.
+/// Where a request finds its headers: the live library connection, reached through this protocol so that only
+/// the server's bridge file calls into libmicrohttpd.
 protocol HTTPHeaderLookup {
     /// The value of the named request header, matched without regard to case; nil when it was not sent.
     func header(_ name: String) -> String?
@@ -52,26 +53,4 @@ protocol HTTPHeaderLookup {
     func queryValues(_ name: String) -> [String]
     /// The peer's IP address as text.
     func remoteAddress() -> String
-}
-
-/// A request made without a server, for exercising handlers in process.
-public struct HTTPTestRequest: HTTPHeaderLookup {
-    /// The headers, keyed by lowercased name.
-    let headers: [String: String]
-    /// The query parameters as name and value, in the order given; a name may repeat.
-    let queries: [(String, String)]
-
-    /// Makes a request with the given method, path, headers and query parameters.
-    public static func make(
-        method: String, path: String, headers: [String: String] = [:], query: [(String, String)] = []
-    ) -> HTTPRequest {
-        let lowered = Dictionary(headers.map { ($0.key.lowercased(), $0.value) }) { first, _ in first }
-        let lookup = HTTPTestRequest(headers: lowered, queries: query)
-        return HTTPRequest(method: method, path: path, requestID: "test", lookup: lookup)
-    }
-
-    func header(_ name: String) -> String? { headers[name.lowercased()] }
-    func query(_ name: String) -> String? { queries.first { $0.0 == name }?.1 }
-    func queryValues(_ name: String) -> [String] { queries.filter { $0.0 == name }.map(\.1) }
-    func remoteAddress() -> String { "127.0.0.1" }
 }

@@ -153,10 +153,14 @@ final class LogSink: Sendable {
         line.append(UInt8(ascii: "Z"))
     }
 
+    /// The bytes that make a metadata value need quotes.
+    private static let specialBytes: Set<UInt8> = [
+        UInt8(ascii: " "), UInt8(ascii: "\""), UInt8(ascii: "="), UInt8(ascii: "\n"),
+    ]
+
     /// Appends a metadata value, quoted and escaped when it holds a space, a quote, `=` or a line break.
     private static func appendValue(_ value: String, to line: inout [UInt8]) {
-        let special: Set<UInt8> = [UInt8(ascii: " "), UInt8(ascii: "\""), UInt8(ascii: "="), UInt8(ascii: "\n")]
-        let needsQuotes = value.isEmpty || value.utf8.contains { special.contains($0) }
+        let needsQuotes = value.isEmpty || value.utf8.contains { specialBytes.contains($0) }
         guard needsQuotes else {
             line.append(contentsOf: value.utf8)
             return

@@ -122,11 +122,11 @@ final class PullThrough: Sendable {
     /// already brought the bytes and the upstream confirms this repository has them too.
     func cachedBlobSize(_ digest: Digest, _ target: UpstreamTarget) throws -> Int64? {
         if let size = try store.blobSize(digest, in: target.repository, namespace: target.namespace) { return size }
-        guard try store.driver.info(StorageLayout.blob(digest, in: target.namespace)) != nil,
+        guard let stored = try store.driver.info(StorageLayout.blob(digest, in: target.namespace)),
             (try? target.upstream.blobSize(target.upstreamName, digest: digest)) != nil
         else { return nil }
         try store.linkBlob(digest, into: target.repository, namespace: target.namespace)
-        return try store.blobSize(digest, in: target.repository, namespace: target.namespace)
+        return stored.size
     }
 
     /// Joins the fill of a blob, starting it when none runs.

@@ -34,8 +34,8 @@ extension Registry {
         case .failure(let error):
             throw error.registryError(notFound: .blobUnknown)
         case .success(let size):
-            return try ranged(digest, size: size, request) { start, _ in
-                .stream(length: nil, source: FillSource(fill: fill, start: start))
+            return try ranged(digest, size: size, request) { start, length in
+                .stream(length: length, source: FillSource(fill: fill, start: start))
             }
         }
     }
@@ -64,21 +64,15 @@ extension Registry {
         var headers = Self.blobHeaders(digest)
         switch ByteRange.parseRequest(request.header("Range"), size: size) {
         case .whole:
-            return HTTPResponse(status: 200, headers: headers, body: Self.sized(makeBody(0, size), size))
+            return HTTPResponse(status: 200, headers: headers, body: makeBody(0, size))
         case .bytes(let start, let end):
             headers.append(("Content-Range", "bytes \(start)-\(end)/\(size)"))
             let length = end - start + 1
-            return HTTPResponse(status: 206, headers: headers, body: Self.sized(makeBody(start, length), length))
+            return HTTPResponse(status: 206, headers: headers, body: makeBody(start, length))
         case .unsatisfiable:
             throw RegistryError(
                 .rangeInvalid, "blob has \(size) bytes", headers: [("Content-Range", "bytes */\(size)")])
         }
-    }
-
-    /// A streamed body given the length it must have.
-    private static func sized(_ body: HTTPResponse.Body, _ length: Int64) -> HTTPResponse.Body {
-        if case .stream(nil, let source) = body { return .stream(length: length, source: source) }
-        return body
     }
 
     /// The headers of every blob response: digest, range support, ETag, a year's caching and the content type.

@@ -45,13 +45,18 @@ public final class FilesystemDriver: StorageDriver {
     public func read(_ path: StoragePath, limit: Int) throws -> [UInt8]? {
         guard let descriptor = try System.openForReading(file(path)) else { return nil }
         defer { close(descriptor) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
-        while true {
-            let count = try chunk.withUnsafeMutableBytes { try System.read(descriptor, into: $0, path: file(path)) }
-            if count == 0 { break }
-            bytes.append(contentsOf: chunk.prefix(count))
-            if bytes.count > limit { throw StorageError(.tooLarge, path: path.description) }
+        let size = try System.size(of: descriptor, path: file(path))
+        guard size <= limit else { throw StorageError(.tooLarge, path: path.description) }
+        // Objects are replaced by rename, never written in place, so the size read above is the size to read.
+        var bytes = [UInt8](repeating: 0, count: Int(size))
+        var filled = 0
+        while filled < bytes.count {
+            let count = try bytes.withUnsafeMutableBytes {
+                try System.read(
+                    descriptor, into: UnsafeMutableRawBufferPointer(rebasing: $0[filled...]), path: file(path))
+            }
+            guard count > 0 else { throw StorageError(.corrupt, path: path.description) }
+            filled += count
         }
         return bytes
     }

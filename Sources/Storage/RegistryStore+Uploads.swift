@@ -86,16 +86,10 @@ extension RegistryStore {
         }
         defer { reader.close() }
         var hasher = SHA256Hasher()
-        var buffer = [UInt8](repeating: 0, count: 1 << 20)
-        var position: Int64 = 0
-        while position < length {
-            let wanted = Int(min(Int64(buffer.count), length - position))
-            let count = try buffer.withUnsafeMutableBytes {
-                try reader.read(at: position, into: UnsafeMutableRawBufferPointer(rebasing: $0[..<wanted]))
-            }
-            guard count > 0 else { throw RegistryStoreError(.uploadDamaged) }
-            buffer.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[..<count])) }
-            position += Int64(count)
+        do {
+            try Self.readBack(reader, length: length) { hasher.update($0) }
+        } catch let error as StorageError where error.kind == .corrupt {
+            throw RegistryStoreError(.uploadDamaged)
         }
         logger.warning("upload rehashed after a restart of the machine", ["upload.id": id.value])
         return hasher

@@ -43,19 +43,27 @@ public final class RegistryStore: Sendable {
         return (checked, removed)
     }
 
-    /// Hashes a whole object by reading it back.
+    /// Hashes a whole object by reading it back, and closes the reader.
     static func digest(of reader: any ObjectReader, algorithm: Digest.Algorithm) throws -> Digest {
         defer { reader.close() }
         let hasher = StreamHasher(algorithm)
+        try readBack(reader, length: reader.size) { hasher.update($0) }
+        return hasher.finish()
+    }
+
+    /// Hands the first `length` bytes of an object to `body`, a megabyte at a time; throws when it is shorter.
+    static func readBack(_ reader: any ObjectReader, length: Int64, _ body: (UnsafeRawBufferPointer) -> Void) throws {
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
         var position: Int64 = 0
-        while true {
-            let count = try buffer.withUnsafeMutableBytes { try reader.read(at: position, into: $0) }
-            if count == 0 { break }
-            buffer.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0.prefix(count))) }
+        while position < length {
+            let wanted = Int(min(Int64(buffer.count), length - position))
+            let count = try buffer.withUnsafeMutableBytes {
+                try reader.read(at: position, into: UnsafeMutableRawBufferPointer(rebasing: $0[..<wanted]))
+            }
+            guard count > 0 else { throw StorageError(.corrupt, path: "object shorter than \(length) bytes") }
+            buffer.withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[..<count])) }
             position += Int64(count)
         }
-        return hasher.finish()
     }
 
     // MARK: - Blobs

@@ -91,13 +91,10 @@ import Testing
             }
             // Kill once some of the pushes have had time to commit, without waiting for them all.
             let client = RegistryClient(base: base)
-            for _ in 0..<200 {
-                if blobs.contains(where: {
+            waitUntil(seconds: 1, interval: 0.005) {
+                blobs.contains {
                     (try? client.send("HEAD", "/v2/kill/round/blobs/\(Digest.sha256(of: $0))").status) == 200
-                }) {
-                    break
                 }
-                usleep(5_000)
             }
             server.kill9()
             threads.wait()

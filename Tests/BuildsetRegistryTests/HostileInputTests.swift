@@ -61,10 +61,9 @@ import Testing
 
         // The server notices the close on its own thread; poll the upload's state, bounded.
         var offset = "0-0"
-        for _ in 0..<200 {
+        try waitUntil(seconds: 2) {
             offset = try client.send("GET", location).header("Range") ?? ""
-            if offset == "0-7999" { break }
-            usleep(10_000)
+            return offset == "0-7999"
         }
         #expect(offset == "0-7999")
 

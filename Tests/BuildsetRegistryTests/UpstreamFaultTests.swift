@@ -91,12 +91,7 @@ import Upstream
         }
         // The connection is closed now; only then does the upstream send the body.
         gate.signal()
-        var cached = false
-        for _ in 0..<500 where !cached {
-            cached = isCached
-            if !cached { usleep(10_000) }
-        }
-        #expect(cached)
+        #expect(waitUntil(seconds: 5) { isCached })
         faulty.fault.withLock { $0 = .none }
         let requests = faulty.blobRequests.withLock { $0 }
         #expect(pullSucceeds())

@@ -86,12 +86,10 @@ import Upstream
             distribution.waitUntilExit()
         }
         let probe = HTTPClient()
-        var up = false
-        for _ in 0..<300 where !up {
-            up = (try? probe.send("GET", "http://127.0.0.1:\(port)/v2/", timeout: 2))?.status == 401
-            if !up { usleep(20_000) }
-        }
-        #expect(up)
+        #expect(
+            waitUntil(interval: 0.02) {
+                (try? probe.send("GET", "http://127.0.0.1:\(port)/v2/", timeout: 2))?.status == 401
+            })
 
         let source = try OCILayout.make(at: directory.path + "/source", layers: 2, tag: "v1")
         let seed = try run(

@@ -76,10 +76,8 @@ public final class AccessControl: Sendable {
     ) {
         self.users = Dictionary(users.map { ($0.name, $0) }) { first, _ in first }
         signer = AccessTokenSigner(secret: secret.map { Array($0.utf8) } ?? Crypto.randomBytes(32))
-        let host = URL(string: publicURL)?.host.map { host in
-            URL(string: publicURL)?.port.map { "\(host):\($0)" } ?? host
-        }
-        service = host ?? "buildset-registry"
+        let url = URL(string: publicURL)
+        service = url?.host.map { host in url?.port.map { "\(host):\($0)" } ?? host } ?? "buildset-registry"
         realm = publicURL + "/auth/token"
         self.tokenLifetime = tokenLifetime
         isAnonymousPullAllowed = !users.contains { !$0.canWrite }

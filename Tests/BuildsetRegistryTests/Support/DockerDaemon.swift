@@ -33,17 +33,15 @@ final class DockerDaemon {
                 directory + "/exec", "--pidfile", directory + "/docker.pid", "-H", "unix://" + socket, "--containerd",
                 directory + "/containerd.sock",
             ], log: "dockerd.log")
-        for _ in 0..<300 {
-            if try docker(["version"]).status == 0 { return }
-            usleep(50_000)
+        guard try waitUntil(seconds: 15, interval: 0.05, { try docker(["version"]).status == 0 }) else {
+            throw POSIXError(.ETIMEDOUT)
         }
-        throw POSIXError(.ETIMEDOUT)
     }
 
     deinit {
         for process in processes.reversed() where process.isRunning {
             process.terminate()
-            for _ in 0..<100 where process.isRunning { usleep(50_000) }
+            waitUntil(seconds: 5, interval: 0.05) { !process.isRunning }
             if process.isRunning { kill(process.processIdentifier, SIGKILL) }
             process.waitUntilExit()
         }
@@ -67,10 +65,8 @@ final class DockerDaemon {
     }
 
     private func waitFor(path: String) throws {
-        for _ in 0..<200 {
-            if FileManager.default.fileExists(atPath: path) { return }
-            usleep(25_000)
+        guard waitUntil(seconds: 5, interval: 0.025, { FileManager.default.fileExists(atPath: path) }) else {
+            throw POSIXError(.ETIMEDOUT)
         }
-        throw POSIXError(.ETIMEDOUT)
     }
 }

@@ -61,19 +61,16 @@ final class ServerProcess {
     /// Sends SIGTERM and answers the exit status, or nil when the process has not exited within ten seconds.
     func terminate() -> Int32? {
         kill(process.processIdentifier, SIGTERM)
-        for _ in 0..<1000 where process.isRunning { usleep(10_000) }
-        guard !process.isRunning else { return nil }
+        guard waitUntil(seconds: 10, { !process.isRunning }) else { return nil }
         return process.terminationStatus
     }
 
     private func waitUntilServing() throws {
         let client = HTTPClient()
-        for _ in 0..<500 {
-            if let response = try? client.send("GET", base + "/v2/", timeout: 2), response.status == 200 { return }
-            guard process.isRunning else { break }
-            usleep(10_000)
+        let answered = waitUntil(seconds: 5) {
+            (try? client.send("GET", base + "/v2/", timeout: 2))?.status == 200 || !process.isRunning
         }
-        throw POSIXError(.ETIMEDOUT)
+        guard answered, process.isRunning else { throw POSIXError(.ETIMEDOUT) }
     }
 
     /// A port nothing listens on right now.

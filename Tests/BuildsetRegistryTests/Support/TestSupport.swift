@@ -155,3 +155,18 @@ final class CountingHandler: HTTPHandler {
         counts.withLock { $0.filter { $0.key.hasPrefix(method + " ") && $0.key.hasSuffix(suffix) }.values.reduce(0, +) }
     }
 }
+
+/// Checks `condition` every `interval` until it holds, for at most `seconds`; answers whether it held.
+///
+/// The one way these tests wait: only for what another process or a server thread does and has no way to tell
+/// the test about (a daemon that starts listening, a connection the server notices closed, a fill committing
+/// after its client left). Each wait is bounded, and each caller asserts the outcome.
+@discardableResult
+func waitUntil(seconds: Double = 10, interval: Double = 0.01, _ condition: () throws -> Bool) rethrows -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while true {
+        if try condition() { return true }
+        if Date() >= deadline { return false }
+        usleep(UInt32(interval * 1_000_000))
+    }
+}
