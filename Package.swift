@@ -11,6 +11,7 @@ let package = Package(
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl"),
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto"),
         .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1"),
+        .systemLibrary(name: "CLinux"),
 
         .target(name: "Logging"),
         .target(name: "Hashing", dependencies: ["CCrypto"]),
@@ -18,7 +19,7 @@ let package = Package(
         .target(name: "HTTPClient", dependencies: ["CCurl"]),
         .target(name: "Config", dependencies: ["CYAML"]),
         .target(name: "Upstream", dependencies: ["Config", "HTTPClient", "Hashing", "Logging"]),
-        .target(name: "Storage", dependencies: ["Hashing", "Logging"]),
+        .target(name: "Storage", dependencies: ["CLinux", "Hashing", "Logging"]),
         .target(
             name: "Registry", dependencies: ["HTTPServer", "Storage", "Config", "Hashing", "Logging", "Upstream"]),
         .executableTarget(name: "buildset-registry", dependencies: ["Registry", "Config", "Logging"]),

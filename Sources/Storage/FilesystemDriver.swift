@@ -120,7 +120,8 @@ public final class FilesystemDriver: StorageDriver {
             close(descriptor)
             throw error
         }
-        return FileSegmentWriter(descriptor: descriptor, offset: offset, path: data)
+        return FileSegmentWriter(
+            descriptor: descriptor, direct: System.openForDirectWriting(data), offset: offset, path: data)
     }
 
     /// Fsyncs the upload's `data` file, renames it onto `destination` and fsyncs the directory.
@@ -259,34 +260,91 @@ final class FileReader: ObjectReader {
 }
 
 /// Appends to an upload's data file.
+///
+/// Runs of whole blocks go through a second descriptor opened with `O_DIRECT`, from the caller's buffer straight
+/// to the disk. Through the page cache, each byte of a new blob needs a page of memory the kernel has not used
+/// lately, and on the virtual machines this registry runs on the first touch of such a page costs a fault in the
+/// hypervisor: writing 1 GiB ran at 360 MB/s through the page cache against 2.5 GB/s direct (dd, 2 MiB blocks,
+/// here). Direct I/O takes whole blocks at block-aligned addresses and offsets only, so the bytes before the first
+/// block boundary and after the last one go through the page cache, and so does everything when the caller's
+/// buffer does not line up (see `alignment`) or the filesystem refuses direct I/O.
 final class FileSegmentWriter: SegmentWriter {
+    /// The block that direct writes are aligned to, in memory and in the file: a multiple of the logical block
+    /// size of the disks and filesystems Linux has.
+    static let block = 4096
+
     private var descriptor: Int32
+    private var direct: Int32
     private var offset: Int64
     private let path: String
 
-    /// Makes a writer that writes through `descriptor` from `offset` on; `path` names the file in errors.
-    init(descriptor: Int32, offset: Int64, path: String) {
+    /// Makes a writer that writes through `descriptor` from `offset` on, and through `direct`, a descriptor of the
+    /// same file opened with `O_DIRECT` or -1, wherever it can; `path` names the file in errors.
+    init(descriptor: Int32, direct: Int32, offset: Int64, path: String) {
         self.descriptor = descriptor
+        self.direct = direct
         self.offset = offset
         self.path = path
     }
 
     deinit { abandon() }
 
+    var alignment: (boundary: Int, phase: Int) {
+        direct >= 0 ? (Self.block, Int(offset % Int64(Self.block))) : (1, 0)
+    }
+
     func write(_ bytes: UnsafeRawBufferPointer) throws {
+        var rest = bytes
+        if direct >= 0, let base = bytes.baseAddress, Int(bitPattern: base) % Self.block == alignment.phase {
+            let head = min(rest.count, (Self.block - alignment.phase) % Self.block)
+            try writeBuffered(UnsafeRawBufferPointer(rebasing: rest[..<head]))
+            let blocks = (rest.count - head) / Self.block * Self.block
+            try writeDirect(UnsafeRawBufferPointer(rebasing: rest[head..<(head + blocks)]))
+            rest = UnsafeRawBufferPointer(rebasing: rest[(head + blocks)...])
+        }
+        try writeBuffered(rest)
+    }
+
+    private func writeBuffered(_ bytes: UnsafeRawBufferPointer) throws {
+        guard !bytes.isEmpty else { return }
         try System.writeAll(descriptor, bytes, at: offset, path: path)
         offset += Int64(bytes.count)
     }
 
+    private func writeDirect(_ bytes: UnsafeRawBufferPointer) throws {
+        guard !bytes.isEmpty else { return }
+        let count = pwrite(direct, bytes.baseAddress, bytes.count, off_t(offset))
+        if count == bytes.count {
+            offset += Int64(count)
+            return
+        }
+        guard count >= 0 || errno == EINVAL || errno == EINTR else { throw System.fail("pwrite", path) }
+        // Refused (EINVAL: the filesystem takes no direct I/O) or cut short, which leaves the offset unaligned:
+        // the rest goes through the page cache, and so does every later write.
+        let done = max(count, 0)
+        offset += Int64(done)
+        closeDirect()
+        try writeBuffered(UnsafeRawBufferPointer(rebasing: bytes[done...]))
+    }
+
     func finish() throws {
-        // Durability waits for the commit's fsync; until then the page cache is enough to survive a killed process.
+        // Durability waits for the commit's fsync. Until then a killed process loses nothing: direct writes are
+        // on the disk when they return, and the page cache holds the rest.
         abandon()
     }
 
     func abandon() {
+        closeDirect()
         if descriptor >= 0 {
             close(descriptor)
             descriptor = -1
+        }
+    }
+
+    private func closeDirect() {
+        if direct >= 0 {
+            close(direct)
+            direct = -1
         }
     }
 }

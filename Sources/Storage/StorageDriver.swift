@@ -117,6 +117,15 @@ public protocol SegmentWriter: AnyObject {
 
     /// Gives up this segment; what was written may or may not be kept.
     func abandon()
+
+    /// How the address of the next write's bytes should line up for the write to cost least: `phase` bytes past
+    /// a multiple of `boundary`. A writer that does not care answers a boundary of 1.
+    var alignment: (boundary: Int, phase: Int) { get }
+}
+
+extension SegmentWriter {
+    /// No preference: any address will do.
+    public var alignment: (boundary: Int, phase: Int) { (1, 0) }
 }
 
 /// A storage operation that failed.

@@ -1,3 +1,4 @@
+import CLinux
 import Foundation
 
 /// The system calls the filesystem driver makes, each turning a failure into a `StorageError` naming the call.
@@ -41,6 +42,12 @@ enum System {
         let descriptor = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else { throw fail("open", path) }
         return descriptor
+    }
+
+    /// Opens an existing file for writing that bypasses the page cache; -1 when that fails, as it does on
+    /// filesystems without direct I/O.
+    static func openForDirectWriting(_ path: String) -> Int32 {
+        open(path, O_WRONLY | O_CLOEXEC | buildset_o_direct())
     }
 
     /// Creates a new file for writing; throws when one is already there.

@@ -8,12 +8,17 @@ import Hashing
 /// large buffers; each full buffer goes to a hashing queue and a writing queue at once, and returns to the pool
 /// when both are done with it. Buffers keep their order on each queue, so the hash and the file see the same
 /// bytes in the same order. Memory is bounded by the pool: `bufferCount` buffers of `bufferSize` bytes.
+///
+/// Each buffer's bytes sit where the writer's `alignment` asks, so a writer that bypasses the page cache can take
+/// them without a copy: the first buffer starts filling at the asked phase, which leaves every later one aligned.
 final class UploadPipeline: @unchecked Sendable {
     /// Bytes per buffer: ten 1 GiB pushes here gave a median of about 700 MB/s with 2 MiB against 630 MB/s with
     /// 1 MiB, for 4 MiB more peak memory per upload.
     static let bufferSize = 1 << 21
     /// How many buffers the pool holds, which bounds the memory one upload takes.
     static let bufferCount = 4
+    /// The address boundary buffers start on: a page, which covers the alignment a writer can ask for.
+    static let bufferAlignment = 4096
 
     private let writer: any SegmentWriter
     private var hasher: SHA256Hasher
@@ -28,6 +33,8 @@ final class UploadPipeline: @unchecked Sendable {
     private var allocated: [UnsafeMutableRawBufferPointer] = []
     private var current: UnsafeMutableRawBufferPointer?
     private var filled = 0
+    /// Where in a new buffer the next byte goes, so that its address lines up as the writer asks.
+    private var start: Int
     private var writeError: (any Error)?
     /// How many bytes the writer has stored, counting from `writtenBase`; touched only on the write queue.
     private var written: Int64
@@ -42,6 +49,8 @@ final class UploadPipeline: @unchecked Sendable {
         self.hasher = hasher
         self.written = alreadyWritten
         self.onWritten = onWritten
+        let alignment = writer.alignment
+        start = Self.bufferAlignment % alignment.boundary == 0 ? alignment.phase % alignment.boundary : 0
     }
 
     deinit {
@@ -57,8 +66,11 @@ final class UploadPipeline: @unchecked Sendable {
         var remaining = bytes
         while !remaining.isEmpty {
             if let writeError { throw writeError }
-            let buffer = current ?? takeBuffer()
-            current = buffer
+            if current == nil {
+                current = takeBuffer()
+                filled = start
+            }
+            let buffer = current!
             let count = min(remaining.count, buffer.count - filled)
             (buffer.baseAddress! + filled).copyMemory(from: remaining.baseAddress!, byteCount: count)
             filled += count
@@ -80,16 +92,17 @@ final class UploadPipeline: @unchecked Sendable {
         poolLock.wait()
         defer { poolLock.signal() }
         if let buffer = pool.popLast() { return buffer }
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.bufferSize, alignment: 64)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.bufferSize, alignment: Self.bufferAlignment)
         allocated.append(buffer)
         return buffer
     }
 
     private func submitCurrent() {
-        guard let buffer = current, filled > 0 else { return }
-        let chunk = Chunk(buffer: buffer, bytes: UnsafeRawBufferPointer(rebasing: buffer[..<filled]))
+        guard let buffer = current, filled > start else { return }
+        let chunk = Chunk(buffer: buffer, bytes: UnsafeRawBufferPointer(rebasing: buffer[start..<filled]))
         current = nil
-        filled = 0
+        // The buffer ended on a boundary, so the next one starts aligned.
+        start = 0
 
         let both = DispatchGroup()
         inFlight.enter()

@@ -1,0 +1,95 @@
+import Foundation
+import Hashing
+import Storage
+import Testing
+
+/// Upload data goes to the disk partly through the page cache and partly around it; these check that every byte
+/// lands where it belongs whatever the chunk boundaries, and that large uploads really do go around it.
+@Suite struct DirectWriteTests {
+    let directory = TemporaryDirectory()
+    let name = RepositoryName("direct/io")!
+
+    func makeStore() throws -> RegistryStore {
+        RegistryStore(driver: try FilesystemDriver(root: directory.path))
+    }
+
+    /// Appends `bytes` in pieces of `piece` bytes, as the HTTP server hands a body over.
+    func append(_ bytes: ArraySlice<UInt8>, to appender: UploadAppender, piece: Int) throws {
+        var start = bytes.startIndex
+        while start < bytes.endIndex {
+            let end = min(start + piece, bytes.endIndex)
+            try bytes[start..<end].withUnsafeBytes { try appender.append($0) }
+            start = end
+        }
+    }
+
+    func readAll(_ digest: Digest, from store: RegistryStore, size: Int) throws -> [UInt8] {
+        let reader = try #require(try store.openBlob(digest, in: name))
+        var read = [UInt8](repeating: 0, count: size)
+        var position = 0
+        while position < size {
+            let count = try read.withUnsafeMutableBytes {
+                try reader.read(at: Int64(position), into: UnsafeMutableRawBufferPointer(rebasing: $0[position...]))
+            }
+            try #require(count > 0)
+            position += count
+        }
+        return read
+    }
+
+    @Test(arguments: [65_536, 65_549, 1_048_576])
+    func chunksEndingAnywhereKeepEveryByte(piece: Int) throws {
+        // Chunk ends off every block boundary, on one, inside the first block, and across pipeline buffers.
+        let sizes = [1, 4_095, 300_001, 2_097_159, 4_096, 3_000_000, 262_144, 1_234_567]
+        let content = Fixture.randomBytes(sizes.reduce(0, +))
+        let store = try makeStore()
+        let id = try store.startUpload(in: name)
+        var offset = 0
+        for size in sizes {
+            let appender = try store.openUpload(id, in: name, expectedOffset: Int64(offset))
+            try append(content[offset..<(offset + size)], to: appender, piece: piece)
+            #expect(try appender.save() == Int64(offset + size))
+            offset += size
+        }
+        let digest = Digest.sha256(of: content)
+        try store.openUpload(id, in: name, expectedOffset: Int64(offset)).commit(as: digest)
+
+        #expect(try readAll(digest, from: store, size: content.count) == content)
+    }
+
+    @Test func wholeBlocksOfALargeUploadBypassThePageCache() throws {
+        let content = Fixture.randomBytes(8 << 20)
+        let store = try makeStore()
+        let id = try store.startUpload(in: name)
+        let appender = try store.openUpload(id, in: name)
+        try append(content[...], to: appender, piece: 1 << 20)
+        try appender.save()
+
+        let data = directory.path + "/" + StorageLayout.upload(id).description + "/data"
+        let (resident, pages) = try residentPages(of: data)
+        #expect(pages == content.count / Int(getpagesize()))
+        // Written through the page cache, every page would be resident until the kernel writes it back.
+        #expect(resident == 0, "\(resident) of \(pages) pages went through the page cache")
+
+        let digest = Digest.sha256(of: content)
+        try store.openUpload(id, in: name, expectedOffset: Int64(content.count)).commit(as: digest)
+        #expect(try readAll(digest, from: store, size: content.count) == content)
+    }
+
+    /// How many of the file's pages are in the page cache, by mincore(2) over a mapping of the file.
+    func residentPages(of path: String) throws -> (resident: Int, pages: Int) {
+        let descriptor = open(path, O_RDONLY)
+        try #require(descriptor >= 0)
+        defer { close(descriptor) }
+        var status = stat()
+        try #require(fstat(descriptor, &status) == 0)
+        let length = Int(status.st_size)
+        let mapping = try #require(mmap(nil, length, PROT_READ, MAP_SHARED, descriptor, 0))
+        try #require(mapping != MAP_FAILED)
+        defer { munmap(mapping, length) }
+        let pageSize = Int(getpagesize())
+        var vector = [UInt8](repeating: 0, count: (length + pageSize - 1) / pageSize)
+        try #require(mincore(mapping, length, &vector) == 0)
+        return (vector.filter { $0 & 1 != 0 }.count, vector.count)
+    }
+}
