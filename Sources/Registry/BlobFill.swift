@@ -13,6 +13,9 @@ import Upstream
 /// matches. Clients read the growing upload file up to what has been written and wait for more. A client that
 /// goes away leaves the fill running, bounded by the upstream's stall timeout. On a mismatch or an upstream
 /// failure nothing is committed and every waiting client's transfer is cut short of its promised length.
+///
+/// The fill writes around the page cache, so clients read what it wrote from the disk; the cache below the
+/// slowest attached client is released as they go, as a streamed blob does (see `ReaderSource`).
 final class BlobFill: @unchecked Sendable {
     /// How far the fill has got: waiting for the upstream, streaming a known length, committed, or failed.
     enum State {
@@ -29,6 +32,11 @@ final class BlobFill: @unchecked Sendable {
     private var state = State.starting
     private var written: Int64 = 0
     private var reader: (any ObjectReader)?
+    /// Where each attached client reads next, by the number `attach` gave it.
+    private var positions: [Int: Int64] = [:]
+    private var nextClient = 0
+    /// The cache below this offset has been released.
+    private var released: Int64 = 0
 
     /// Makes a fill for `digest` that has not yet heard from the upstream.
     init(digest: Digest) {
@@ -48,8 +56,25 @@ final class BlobFill: @unchecked Sendable {
         }
     }
 
-    /// Copies bytes at `offset` into `buffer`, waiting until they are written; nil once the fill has failed.
-    func read(at offset: Int64, into buffer: UnsafeMutableRawBufferPointer) -> Int? {
+    /// Registers a client that reads from `offset` on, answering its number for `read` and `detach`.
+    func attach(at offset: Int64) -> Int {
+        condition.lock()
+        defer { condition.unlock() }
+        nextClient += 1
+        positions[nextClient] = offset
+        return nextClient
+    }
+
+    /// Forgets a client, which no longer holds back the release of the cache.
+    func detach(_ client: Int) {
+        condition.lock()
+        positions[client] = nil
+        condition.unlock()
+    }
+
+    /// Copies bytes at `offset` into `buffer` for `client`, waiting until they are written; nil once the fill has
+    /// failed.
+    func read(at offset: Int64, into buffer: UnsafeMutableRawBufferPointer, for client: Int) -> Int? {
         condition.lock()
         while true {
             switch state {
@@ -68,11 +93,23 @@ final class BlobFill: @unchecked Sendable {
                     let count = Int(min(Int64(buffer.count), readable - offset))
                     condition.unlock()
                     // pread on the shared descriptor needs no lock, and the bytes below `written` never change.
-                    return try? reader.read(at: offset, into: UnsafeMutableRawBufferPointer(rebasing: buffer[..<count]))
+                    let read = try? reader.read(
+                        at: offset, into: UnsafeMutableRawBufferPointer(rebasing: buffer[..<count]))
+                    if let read { advance(client, to: offset + Int64(read), reader) }
+                    return read
                 }
                 condition.wait()
             }
         }
+    }
+
+    private func advance(_ client: Int, to offset: Int64, _ reader: any ObjectReader) {
+        condition.lock()
+        defer { condition.unlock() }
+        positions[client] = offset
+        guard let slowest = positions.values.min(), slowest - released >= ReaderSource.releaseStep else { return }
+        reader.releaseCache(released..<slowest)
+        released = slowest
     }
 
     /// Whether the fill has given up; a new request for the blob then starts another.
@@ -153,16 +190,20 @@ final class FillSource: HTTPBodySource {
     let fill: BlobFill
     /// The offset in the blob the body starts at, for a range request.
     let start: Int64
+    private let client: Int
 
     /// Makes a body that reads `fill` from `start` on.
     init(fill: BlobFill, start: Int64) {
         self.fill = fill
         self.start = start
+        self.client = fill.attach(at: start)
     }
 
     func read(at offset: Int64, into buffer: UnsafeMutableRawBufferPointer) -> Int? {
-        fill.read(at: start + offset, into: buffer)
+        fill.read(at: start + offset, into: buffer, for: client)
     }
 
-    func close() {}
+    func close() {
+        fill.detach(client)
+    }
 }

@@ -83,9 +83,11 @@ extension Registry {
         ]
     }
 
-    /// A body that sends `length` bytes of `reader` from `offset`: by sendfile from a local file, else streamed.
+    /// A body that sends `length` bytes of `reader` from `offset`. A local file goes out by sendfile when it is
+    /// small or in the page cache; a large one that is not is streamed, releasing the cache behind the read (see
+    /// `FileReader`), since sendfile would fill the page cache with it at a fraction of the speed.
     func body(_ reader: any ObjectReader, _ offset: Int64, _ length: Int64) -> HTTPResponse.Body {
-        if let descriptor = reader.takeFileDescriptor() {
+        if length < ReaderSource.releaseStep || reader.isCached, let descriptor = reader.takeFileDescriptor() {
             return .file(descriptor: descriptor, offset: offset, length: length)
         }
         return .stream(length: length, source: ReaderSource(reader: reader, start: offset))
@@ -98,21 +100,32 @@ extension Registry {
     }
 }
 
-/// Streams an object reader as a response body.
+/// Streams an object reader as a response body, releasing the cache behind what it has sent.
 final class ReaderSource: HTTPBodySource {
+    /// How far the body gets between releases: the kernel's read-ahead here, 8 MiB.
+    static let releaseStep: Int64 = 8 << 20
+
     /// The object the body is read from.
     let reader: any ObjectReader
     /// The offset in the object the body starts at.
     let start: Int64
+    private var released: Int64
 
     /// Makes a body that reads `reader` from `start` on.
     init(reader: any ObjectReader, start: Int64) {
         self.reader = reader
         self.start = start
+        self.released = start
     }
 
     func read(at offset: Int64, into buffer: UnsafeMutableRawBufferPointer) -> Int? {
-        try? reader.read(at: start + offset, into: buffer)
+        guard let count = try? reader.read(at: start + offset, into: buffer) else { return nil }
+        let end = start + offset + Int64(count)
+        if end - released >= Self.releaseStep {
+            reader.releaseCache(released..<end)
+            released = end
+        }
+        return count
     }
 
     func close() {

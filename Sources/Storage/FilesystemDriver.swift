@@ -227,6 +227,11 @@ public final class FilesystemDriver: StorageDriver {
 }
 
 /// Reads a local file by offset.
+///
+/// Readers that stream a large file once release what they have read (`releaseCache`), so that the pages the
+/// kernel reads ahead into are ones it just freed. On the virtual machines this registry runs on, a page the
+/// kernel has not used lately costs a fault in the hypervisor on first touch: reading 1 GiB that was not cached
+/// ran at 460-580 MB/s, and at 2.7 GB/s when every 8 MiB read was released (2 MiB reads, here).
 final class FileReader: ObjectReader {
     private var descriptor: Int32
     let size: Int64
@@ -249,6 +254,30 @@ final class FileReader: ObjectReader {
         let taken = descriptor
         descriptor = -1
         return taken
+    }
+
+    /// How many pages `isCached` looks at.
+    static let cacheSamples = 16
+
+    var isCached: Bool {
+        guard size > 0 else { return true }
+        let pageSize = Int64(getpagesize())
+        guard let mapping = mmap(nil, Int(size), PROT_READ, MAP_SHARED, descriptor, 0), mapping != MAP_FAILED else {
+            return true
+        }
+        defer { munmap(mapping, Int(size)) }
+        // Mapping costs no I/O and mincore reads no data: this only asks the page cache which pages it holds.
+        var resident = 0
+        for sample in 0..<Self.cacheSamples {
+            let page = (size - 1) * Int64(sample) / Int64(Self.cacheSamples - 1) / pageSize * pageSize
+            var flag: UInt8 = 0
+            if mincore(mapping + Int(page), Int(pageSize), &flag) == 0, flag & 1 != 0 { resident += 1 }
+        }
+        return resident * 4 >= Self.cacheSamples * 3
+    }
+
+    func releaseCache(_ range: Range<Int64>) {
+        _ = posix_fadvise(descriptor, off_t(range.lowerBound), off_t(range.count), POSIX_FADV_DONTNEED)
     }
 
     func close() {

@@ -103,6 +103,14 @@ public protocol ObjectReader: AnyObject {
     /// caller then owns and closes it, and this reader must not be used again.
     func takeFileDescriptor() -> Int32?
 
+    /// Whether the object's bytes are in memory now, judged from a sample of them; a reader of a remote object
+    /// answers false.
+    var isCached: Bool { get }
+
+    /// Says that the bytes in `range` will not be read again soon, so the memory caching them can go to the next
+    /// bytes read instead.
+    func releaseCache(_ range: Range<Int64>)
+
     /// Releases the reader.
     func close()
 }
@@ -121,6 +129,14 @@ public protocol SegmentWriter: AnyObject {
     /// How the address of the next write's bytes should line up for the write to cost least: `phase` bytes past
     /// a multiple of `boundary`. A writer that does not care answers a boundary of 1.
     var alignment: (boundary: Int, phase: Int) { get }
+}
+
+extension ObjectReader {
+    /// Not a local file: nothing is cached.
+    public var isCached: Bool { false }
+
+    /// Not a local file: nothing to release.
+    public func releaseCache(_ range: Range<Int64>) {}
 }
 
 extension SegmentWriter {

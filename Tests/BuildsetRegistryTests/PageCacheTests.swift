@@ -1,11 +1,13 @@
 import Foundation
+import HTTPClient
 import Hashing
 import Storage
 import Testing
 
-/// Upload data goes to the disk partly through the page cache and partly around it; these check that every byte
-/// lands where it belongs whatever the chunk boundaries, and that large uploads really do go around it.
-@Suite struct DirectWriteTests {
+/// Blob bytes go around the page cache: uploads write whole blocks directly, and large blobs that are not cached
+/// are streamed with the cache released behind the read. These check that every byte lands and leaves where it
+/// belongs, and that the cache really is left alone.
+@Suite struct PageCacheTests {
     let directory = TemporaryDirectory()
     let name = RepositoryName("direct/io")!
 
@@ -74,6 +76,50 @@ import Testing
         let digest = Digest.sha256(of: content)
         try store.openUpload(id, in: name, expectedOffset: Int64(content.count)).commit(as: digest)
         #expect(try readAll(digest, from: store, size: content.count) == content)
+    }
+
+    @Test func aBlobWrittenAroundTheCacheIsCachedOnlyOnceReadAndUntilReleased() throws {
+        let content = Fixture.randomBytes(4 << 20)
+        let store = try makeStore()
+        let id = try store.startUpload(in: name)
+        let appender = try store.openUpload(id, in: name)
+        try append(content[...], to: appender, piece: 1 << 20)
+        let digest = Digest.sha256(of: content)
+        try appender.commit(as: digest)
+
+        let reader = try #require(try store.openBlob(digest, in: name))
+        #expect(!reader.isCached)
+        #expect(try readAll(digest, from: store, size: content.count) == content)
+        #expect(reader.isCached)
+
+        reader.releaseCache(0..<Int64(content.count))
+        #expect(!reader.isCached)
+        let file = directory.path + "/" + StorageLayout.blob(digest, in: .local).description
+        #expect(try residentPages(of: file).resident == 0)
+    }
+
+    @Test func aLargeBlobOutsideTheCacheIsServedWholeAndByRangeWithoutFillingIt() throws {
+        let server = try TestServer()
+        let client = RegistryClient(base: server.base)
+        let content = Fixture.randomBytes(24 << 20)
+        let digest = Digest.sha256(of: content)
+        #expect(try client.pushMonolithic(content, to: "streamed").status == 201)
+        let file = server.directory.path + "/storage/" + StorageLayout.blob(digest, in: .local).description
+        // Only the bytes that arrive before the upload's pipeline starts, and the unaligned tail, are cached.
+        let (written, total) = try residentPages(of: file)
+        #expect(written * 16 < total, "\(written) of \(total) pages went through the page cache")
+
+        let whole = try client.send("GET", "/v2/streamed/blobs/\(digest)")
+        #expect(whole.status == 200)
+        #expect(whole.body == content)
+        // Released every 8 MiB as the body went out, the last stretch too.
+        let (resident, pages) = try residentPages(of: file)
+        #expect(resident * 4 < pages, "\(resident) of \(pages) pages stayed in the page cache")
+
+        let part = try client.send("GET", "/v2/streamed/blobs/\(digest)", headers: ["Range": "bytes=5000000-19999999"])
+        #expect(part.status == 206)
+        #expect(part.header("Content-Range") == "bytes 5000000-19999999/\(content.count)")
+        #expect(part.body == Array(content[5_000_000..<20_000_000]))
     }
 
     /// How many of the file's pages are in the page cache, by mincore(2) over a mapping of the file.
