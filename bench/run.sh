@@ -8,6 +8,9 @@
 # (seconds per ab/wrk run, default 10). Prints a table and writes the same
 # table as markdown to bench/results.md next to this script.
 #
+# Run as root, it also measures a pull with the kernel's page cache emptied
+# first (/proc/sys/vm/drop_caches), as for a blob not read lately.
+#
 # A second section runs both servers again with TLS (a throwaway CA made
 # here) and authentication as each is deployed: ours with bearer tokens,
 # distribution with htpasswd, whose clients send Basic auth every time.
@@ -534,7 +537,19 @@ for s in ours theirs; do
 done
 rm -rf "$WORK/chunks"
 sync
+# A blob not read lately comes from the disk: to measure that pull, the page
+# cache is emptied first (root only). The best of two after it is the pull of
+# a blob the page cache holds, where it holds it.
+declare -A FIRST_PULL=()
 for s in ours theirs; do
+    if [[ -w /proc/sys/vm/drop_caches ]]; then
+        note "$s: pull with the page cache emptied first"
+        sync
+        echo 3 >/proc/sys/vm/drop_caches
+        FIRST_PULL[$s]=$(mbps "$(get_ns "${URL[$s]}/v2/bench/blobs/$MONO_D")")
+    else
+        FIRST_PULL[$s]="n/a"
+    fi
     note "$s: pull"
     ns=$(pull_ns "${URL[$s]}/v2/bench/blobs/$MONO_D")
     PULL[$s]=$(mbps "$ns")
@@ -667,6 +682,8 @@ rate_row "push chunked ${CHUNK_MB} MiB (MB/s)" "${CHUNKED[ours]}" "${CHUNKED[the
 row "push chunked, % of SHA-256" "$(pct "${CHUNKED[ours]}")%" "$(pct "${CHUNKED[theirs]}")%" "-" \
     ">= 70% (ours)" "$(judge "$(pct "${CHUNKED[ours]}")" '>=' 70)"
 rate_row "pull (MB/s, best of 2)" "${PULL[ours]}" "${PULL[theirs]}" 1.5
+row "pull from disk, page cache emptied (MB/s)" "${FIRST_PULL[ours]}" "${FIRST_PULL[theirs]}" \
+    "$(ratio "${FIRST_PULL[ours]}" "${FIRST_PULL[theirs]}")" "-" "-"
 rate_row "HEAD blob (req/s, 8 conns)" "${HEADS[ours]}" "${HEADS[theirs]}" 8
 rate_row "GET manifest (req/s, 8 conns)" "${GETS[ours]}" "${GETS[theirs]}" 8
 row "peak RSS in mono push (MiB)" "${RSS[ours]}" "${RSS[theirs]}" "$(ratio "${RSS[theirs]}" "${RSS[ours]}")" \
