@@ -25,10 +25,12 @@ public final class HTTPServer: @unchecked Sendable {
         public var connectionTimeout: UInt32 = 60
         /// Bytes of buffer per connection, which bound the request head and each body chunk handed over.
         ///
-        /// A trade, measured here with three 1 GiB pushes and `ab` on a blob HEAD for each size: 64 KiB gave
-        /// 240-620 MB/s and 19,500 HEADs/s; 512 KiB gave 600-770 MB/s and 13,400/s, because the library clears
-        /// the buffer between requests. Pushes are where the margin is needed. A connection touches its buffer
-        /// only once it sends a request, so idle connections cost little.
+        /// A trade, measured here with 1 GiB pushes and `ab` on a blob HEAD for each size: first, with uploads
+        /// written through the page cache, 64 KiB gave 240-620 MB/s and 19,500 HEADs/s, 512 KiB 600-770 MB/s
+        /// and 13,400/s; again with direct writes, 64 KiB gave 1,115-1,516 MB/s and 50,700-53,200 HEADs/s,
+        /// 512 KiB 1,388-1,526 MB/s and 43,000-45,700/s. The library clears the buffer between requests, which
+        /// costs the small ones. Pushes are where the margin is needed. A connection touches its buffer only once
+        /// it sends a request, so idle connections cost little.
         public var connectionMemoryLimit: Int = 512 * 1024
         /// The PEM certificate chain and key; both set serves TLS.
         public var tlsCertificatePEM: String?

@@ -231,7 +231,7 @@ public final class FilesystemDriver: StorageDriver {
 /// Readers that stream a large file once release what they have read (`releaseCache`), so that the pages the
 /// kernel reads ahead into are ones it just freed. On the virtual machines this registry runs on, a page the
 /// kernel has not used lately costs a fault in the hypervisor on first touch: reading 1 GiB that was not cached
-/// ran at 460-580 MB/s, and at 2.7 GB/s when every 8 MiB read was released (2 MiB reads, here).
+/// ran at 810 MB/s, and at 2.5-3.3 GB/s when every 8 MiB read was released (`bench/page-cache.py`, here).
 final class FileReader: ObjectReader {
     private var descriptor: Int32
     let size: Int64
@@ -293,8 +293,8 @@ final class FileReader: ObjectReader {
 /// Runs of whole blocks go through a second descriptor opened with `O_DIRECT`, from the caller's buffer straight
 /// to the disk. Through the page cache, each byte of a new blob needs a page of memory the kernel has not used
 /// lately, and on the virtual machines this registry runs on the first touch of such a page costs a fault in the
-/// hypervisor: writing 1 GiB ran at 360 MB/s through the page cache against 2.5 GB/s direct (dd, 2 MiB blocks,
-/// here). Direct I/O takes whole blocks at block-aligned addresses and offsets only, so the bytes before the first
+/// hypervisor: writing 1 GiB ran at 400-620 MB/s through the page cache against 3.1-3.4 GB/s direct
+/// (`bench/page-cache.py`, here). Direct I/O takes whole blocks at block-aligned addresses and offsets only, so the bytes before the first
 /// block boundary and after the last one go through the page cache, and so does everything when the caller's
 /// buffer does not line up (see `alignment`) or the filesystem refuses direct I/O.
 final class FileSegmentWriter: SegmentWriter {
