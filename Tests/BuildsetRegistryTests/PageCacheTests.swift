@@ -59,12 +59,18 @@ import Testing
         #expect(try readAll(digest, from: store, size: content.count) == content)
     }
 
-    @Test func wholeBlocksOfALargeUploadBypassThePageCache() throws {
-        let content = Fixture.randomBytes(8 << 20)
-        let store = try makeStore()
+    /// Starts an upload of `content` in one request of 1 MiB pieces, and answers its appender.
+    func upload(_ content: [UInt8], in store: RegistryStore) throws -> (UploadID, UploadAppender) {
         let id = try store.startUpload(in: name)
         let appender = try store.openUpload(id, in: name)
         try append(content[...], to: appender, piece: 1 << 20)
+        return (id, appender)
+    }
+
+    @Test func wholeBlocksOfALargeUploadBypassThePageCache() throws {
+        let content = Fixture.randomBytes(8 << 20)
+        let store = try makeStore()
+        let (id, appender) = try upload(content, in: store)
         try appender.save()
 
         let data = directory.path + "/" + StorageLayout.upload(id).description + "/data"
@@ -81,11 +87,8 @@ import Testing
     @Test func aBlobWrittenAroundTheCacheIsCachedOnlyOnceReadAndUntilReleased() throws {
         let content = Fixture.randomBytes(4 << 20)
         let store = try makeStore()
-        let id = try store.startUpload(in: name)
-        let appender = try store.openUpload(id, in: name)
-        try append(content[...], to: appender, piece: 1 << 20)
         let digest = Digest.sha256(of: content)
-        try appender.commit(as: digest)
+        try upload(content, in: store).1.commit(as: digest)
 
         let reader = try #require(try store.openBlob(digest, in: name))
         #expect(!reader.isCached)
