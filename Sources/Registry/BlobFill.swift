@@ -103,13 +103,17 @@ final class BlobFill: @unchecked Sendable {
         }
     }
 
+    /// Records where `client` reads next and releases the cache below the slowest client, outside the lock.
     private func advance(_ client: Int, to offset: Int64, _ reader: any ObjectReader) {
         condition.lock()
-        defer { condition.unlock() }
         positions[client] = offset
-        guard let slowest = positions.values.min(), slowest - released >= ReaderSource.releaseStep else { return }
-        reader.releaseCache(released..<slowest)
-        released = slowest
+        var passed: Range<Int64>?
+        if let slowest = positions.values.min(), slowest - released >= ReaderSource.releaseStep {
+            passed = released..<slowest
+            released = slowest
+        }
+        condition.unlock()
+        if let passed { reader.releaseCache(passed) }
     }
 
     /// Whether the fill has given up; a new request for the blob then starts another.

@@ -87,7 +87,7 @@ extension Registry {
     /// small or in the page cache; a large one that is not is streamed, releasing the cache behind the read (see
     /// `FileReader`), since sendfile would fill the page cache with it at a fraction of the speed.
     func body(_ reader: any ObjectReader, _ offset: Int64, _ length: Int64) -> HTTPResponse.Body {
-        if length < ReaderSource.releaseStep || reader.isCached, let descriptor = reader.takeFileDescriptor() {
+        if length < ReaderSource.releaseStep || reader.isCached(), let descriptor = reader.takeFileDescriptor() {
             return .file(descriptor: descriptor, offset: offset, length: length)
         }
         return .stream(length: length, source: ReaderSource(reader: reader, start: offset))

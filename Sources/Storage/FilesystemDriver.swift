@@ -256,10 +256,10 @@ final class FileReader: ObjectReader {
         return taken
     }
 
-    /// How many pages `isCached` looks at.
+    /// How many pages `isCached()` looks at.
     static let cacheSamples = 16
 
-    var isCached: Bool {
+    func isCached() -> Bool {
         guard size > 0 else { return true }
         let pageSize = Int64(getpagesize())
         guard let mapping = mmap(nil, Int(size), PROT_READ, MAP_SHARED, descriptor, 0), mapping != MAP_FAILED else {

@@ -104,8 +104,8 @@ public protocol ObjectReader: AnyObject {
     func takeFileDescriptor() -> Int32?
 
     /// Whether the object's bytes are in memory now, judged from a sample of them; a reader of a remote object
-    /// answers false.
-    var isCached: Bool { get }
+    /// answers false. A method, since it asks the kernel.
+    func isCached() -> Bool
 
     /// Says that the bytes in `range` will not be read again soon, so the memory caching them can go to the next
     /// bytes read instead.
@@ -133,7 +133,7 @@ public protocol SegmentWriter: AnyObject {
 
 extension ObjectReader {
     /// Not a local file: nothing is cached.
-    public var isCached: Bool { false }
+    public func isCached() -> Bool { false }
 
     /// Not a local file: nothing to release.
     public func releaseCache(_ range: Range<Int64>) {}

@@ -91,12 +91,12 @@ import Testing
         try upload(content, in: store).1.commit(as: digest)
 
         let reader = try #require(try store.openBlob(digest, in: name))
-        #expect(!reader.isCached)
+        #expect(!reader.isCached())
         #expect(try readAll(digest, from: store, size: content.count) == content)
-        #expect(reader.isCached)
+        #expect(reader.isCached())
 
         reader.releaseCache(0..<Int64(content.count))
-        #expect(!reader.isCached)
+        #expect(!reader.isCached())
         let file = directory.path + "/" + StorageLayout.blob(digest, in: .local).description
         #expect(try residentPages(of: file).resident == 0)
     }
