@@ -69,7 +69,15 @@ final class BlobFill: @unchecked Sendable {
     func detach(_ client: Int) {
         condition.lock()
         positions[client] = nil
+        // The last client of a finished fill releases what is left, shorter than a step.
+        var rest: Range<Int64>?
+        if positions.isEmpty, case .complete(let length) = state, length > released {
+            rest = released..<length
+            released = length
+        }
+        let reader = self.reader
         condition.unlock()
+        if let rest, let reader { reader.releaseCache(rest) }
     }
 
     /// Copies bytes at `offset` into `buffer` for `client`, waiting until they are written; nil once the fill has

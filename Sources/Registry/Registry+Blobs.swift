@@ -110,25 +110,30 @@ final class ReaderSource: HTTPBodySource {
     /// The offset in the object the body starts at.
     let start: Int64
     private var released: Int64
+    /// Where the body has read up to, in the object.
+    private var reached: Int64
 
     /// Makes a body that reads `reader` from `start` on.
     init(reader: any ObjectReader, start: Int64) {
         self.reader = reader
         self.start = start
         self.released = start
+        self.reached = start
     }
 
     func read(at offset: Int64, into buffer: UnsafeMutableRawBufferPointer) -> Int? {
         guard let count = try? reader.read(at: start + offset, into: buffer) else { return nil }
-        let end = start + offset + Int64(count)
-        if end - released >= Self.releaseStep {
-            reader.releaseCache(released..<end)
-            released = end
+        reached = start + offset + Int64(count)
+        if reached - released >= Self.releaseStep {
+            reader.releaseCache(released..<reached)
+            released = reached
         }
         return count
     }
 
     func close() {
+        // The last stretch too, shorter than a step.
+        if reached > released { reader.releaseCache(released..<reached) }
         reader.close()
     }
 }

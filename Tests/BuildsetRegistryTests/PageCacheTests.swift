@@ -125,6 +125,32 @@ import Testing
         #expect(part.body == Array(content[5_000_000..<20_000_000]))
     }
 
+    @Test func aLargeBlobOutsideTheCacheStreamsOverTLS() throws {
+        let tls = try TLSFixture.make(in: directory.path)
+        let server = try TestServer(tls: (tls.chainPEM, tls.keyPEM))
+        let content = Fixture.randomBytes(12 << 20)
+        let digest = Digest.sha256(of: content)
+        let pushed = directory.path + "/pushed.bin"
+        let pulled = directory.path + "/pulled.bin"
+        try Data(content).write(to: URL(fileURLWithPath: pushed))
+        let curl = ["-s", "-w", "%{http_code}", "--cacert", tls.caPath]
+
+        let push = try run(
+            "/usr/bin/curl",
+            curl + [
+                "-o", "/dev/null", "-H", "Content-Type: application/octet-stream", "--data-binary", "@" + pushed,
+                server.url("/v2/tls/blobs/uploads/?digest=\(digest)"),
+            ])
+        #expect(push.output == "201")
+        let pull = try run("/usr/bin/curl", curl + ["-o", pulled, server.url("/v2/tls/blobs/\(digest)")])
+        #expect(pull.output == "200")
+        #expect(Array(try Data(contentsOf: URL(fileURLWithPath: pulled))) == content)
+        // Streamed, not read whole into the cache by the TLS layer.
+        let file = server.directory.path + "/storage/" + StorageLayout.blob(digest, in: .local).description
+        let (resident, pages) = try residentPages(of: file)
+        #expect(resident * 4 < pages, "\(resident) of \(pages) pages stayed in the page cache")
+    }
+
     /// How many of the file's pages are in the page cache, by mincore(2) over a mapping of the file.
     func residentPages(of path: String) throws -> (resident: Int, pages: Int) {
         let descriptor = open(path, O_RDONLY)
