@@ -294,9 +294,9 @@ final class FileReader: ObjectReader {
 /// to the disk. Through the page cache, each byte of a new blob needs a page of memory the kernel has not used
 /// lately, and on the virtual machines this registry runs on the first touch of such a page costs a fault in the
 /// hypervisor: writing 1 GiB ran at 400-620 MB/s through the page cache against 3.1-3.4 GB/s direct
-/// (`bench/page-cache.py`, here). Direct I/O takes whole blocks at block-aligned addresses and offsets only, so the bytes before the first
-/// block boundary and after the last one go through the page cache, and so does everything when the caller's
-/// buffer does not line up (see `alignment`) or the filesystem refuses direct I/O.
+/// (`bench/page-cache.py`, here). Direct I/O takes whole blocks at block-aligned addresses and offsets only, so
+/// the bytes before the first block boundary and after the last one go through the page cache, and so does
+/// everything when the caller's buffer does not line up (see `alignment`) or the filesystem refuses direct I/O.
 final class FileSegmentWriter: SegmentWriter {
     /// The block that direct writes are aligned to, in memory and in the file: a multiple of the logical block
     /// size of the disks and filesystems Linux has.
