@@ -90,7 +90,7 @@ extension Registry {
         if length < ReaderSource.releaseStep || reader.isCached(), let descriptor = reader.takeFileDescriptor() {
             return .file(descriptor: descriptor, offset: offset, length: length)
         }
-        return .stream(length: length, source: ReaderSource(reader: reader, start: offset))
+        return .stream(length: length, source: ReaderSource(reader: reader, start: offset, length: length))
     }
 
     /// DELETE of a blob: it leaves this repository.
@@ -109,14 +109,17 @@ final class ReaderSource: HTTPBodySource {
     let reader: any ObjectReader
     /// The offset in the object the body starts at.
     let start: Int64
+    /// Where the body ends, in the object.
+    let end: Int64
     private var released: Int64
     /// Where the body has read up to, in the object.
     private var reached: Int64
 
-    /// Makes a body that reads `reader` from `start` on.
-    init(reader: any ObjectReader, start: Int64) {
+    /// Makes a body of `length` bytes that reads `reader` from `start` on.
+    init(reader: any ObjectReader, start: Int64, length: Int64) {
         self.reader = reader
         self.start = start
+        self.end = start + length
         self.released = start
         self.reached = start
     }
@@ -124,7 +127,8 @@ final class ReaderSource: HTTPBodySource {
     func read(at offset: Int64, into buffer: UnsafeMutableRawBufferPointer) -> Int? {
         guard let count = try? reader.read(at: start + offset, into: buffer) else { return nil }
         reached = start + offset + Int64(count)
-        if reached - released >= Self.releaseStep {
+        // The last stretch, shorter than a step, goes as soon as it is read.
+        if reached - released >= Self.releaseStep || reached >= end {
             reader.releaseCache(released..<reached)
             released = reached
         }
@@ -132,7 +136,7 @@ final class ReaderSource: HTTPBodySource {
     }
 
     func close() {
-        // The last stretch too, shorter than a step.
+        // A body cut short releases what it read.
         if reached > released { reader.releaseCache(released..<reached) }
         reader.close()
     }
