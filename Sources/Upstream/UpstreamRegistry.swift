@@ -20,8 +20,9 @@ public struct UpstreamManifest: Sendable {
 /// Talks to one upstream registry with libcurl: the token flow, retries, redirects and digest checks.
 ///
 /// Connections are kept alive in a small pool of libcurl handles, one per concurrent request. Idempotent requests
-/// are retried with backoff on connection errors and 5xx, as long as no body byte has been handed on. Redirects
-/// are followed by hand, and never with the `Authorization` header, which is meant for the upstream alone.
+/// are retried with backoff on connection errors and 5xx, as long as no body byte has been handed on; a blob
+/// transfer that breaks later is resumed with a `Range` request. Redirects are followed by hand, and never with
+/// the `Authorization` header, which is meant for the upstream alone.
 public final class UpstreamRegistry: Sendable {
     /// The settings.
     public let configuration: UpstreamConfiguration
@@ -44,6 +45,8 @@ public final class UpstreamRegistry: Sendable {
     ]
     /// How many times a request is tried on connection errors and 5xx before the failure is reported.
     static let attempts = 3
+    /// How many times a blob transfer that broke after it started is resumed.
+    static let resumes = 3
     /// The largest manifest accepted from an upstream, in bytes.
     static let manifestLimit = 4 * 1024 * 1024
 
@@ -115,23 +118,34 @@ public final class UpstreamRegistry: Sendable {
 
     // MARK: - Blobs
 
-    /// Streams a blob: `onStart` gets its length once the upstream answers, `onData` every piece as it arrives.
-    /// Either returning false stops the transfer. Throws when the upstream refuses or the transfer breaks.
+    /// Streams a blob: `onStart` gets its length once the upstream answers, `onData` every piece as it arrives,
+    /// each byte once. Either returning false stops the transfer. A transfer that breaks after it started is
+    /// resumed where it broke, with a `Range` request, up to `resumes` times; throws when the upstream refuses,
+    /// or the transfer breaks for good.
     public func streamBlob(
         _ repository: String, digest: Digest, onStart: @escaping (Int64?) -> Bool,
         onData: @escaping (UnsafeRawBufferPointer) -> Bool
     ) throws(UpstreamError) {
         try checkReachable()
-        var url = configuration.url + "/v2/\(repository)/blobs/\(digest)"
+        let blobURL = configuration.url + "/v2/\(repository)/blobs/\(digest)"
+        var url = blobURL
         var sendsAuthorization = true
         var hasAuthenticated = false
         var started = false
-        for attempt in 0..<(Self.attempts + 5) {
+        var delivered: Int64 = 0
+        var retries = 0
+        var resumes = 0
+        for _ in 0..<(Self.attempts + Self.resumes + 5) {
             var headers = ["Accept-Encoding": "identity"]
             if sendsAuthorization, let authorization = authorization(for: repository) {
                 headers["Authorization"] = authorization
             }
+            if delivered > 0 { headers["Range"] = "bytes=\(delivered)-" }
             var head: (status: Int, headers: [(name: String, value: String)])?
+            var passesBody = false
+            var resumedElsewhere = false
+            var callerStopped = false
+            var alreadyDelivered: Int64 = 0
             var errorBody: [UInt8] = []
             let outcome = Result { () throws -> Int in
                 try withClient { client in
@@ -139,22 +153,46 @@ public final class UpstreamRegistry: Sendable {
                         "GET", url, headers: headers, options: options(),
                         onHead: { status, responseHeaders in
                             head = (status, responseHeaders)
+                            if status == 206, started {
+                                // A resumed transfer must go on exactly where the last one broke.
+                                let range = Self.header("Content-Range", in: responseHeaders)
+                                passesBody = range?.hasPrefix("bytes \(delivered)-") == true
+                                resumedElsewhere = !passesBody
+                                return passesBody
+                            }
                             guard status == 200 else { return true }
+                            passesBody = true
+                            if started {
+                                // The upstream ignored the Range: what was delivered is skipped this time.
+                                alreadyDelivered = delivered
+                                return true
+                            }
                             started = true
-                            return onStart(Self.header("Content-Length", in: responseHeaders).flatMap { Int64($0) })
+                            callerStopped = !onStart(
+                                Self.header("Content-Length", in: responseHeaders).flatMap { Int64($0) })
+                            return !callerStopped
                         },
                         onData: { bytes in
-                            guard head?.status == 200 else {
+                            guard passesBody else {
                                 if errorBody.count < 64 * 1024 { errorBody.append(contentsOf: bytes) }
                                 return true
                             }
-                            return onData(bytes)
+                            let skipped = Int(min(alreadyDelivered, Int64(bytes.count)))
+                            alreadyDelivered -= Int64(skipped)
+                            guard skipped < bytes.count else { return true }
+                            delivered += Int64(bytes.count - skipped)
+                            callerStopped = !onData(UnsafeRawBufferPointer(rebasing: bytes[skipped...]))
+                            return !callerStopped
                         })
                 }
             }
             if case .success = outcome { unreachableSince.store(0, ordering: .relaxed) }
+            if resumedElsewhere {
+                throw UpstreamError(
+                    .invalidResponse("a resumed transfer did not start at \(delivered)"), upstream: configuration.name)
+            }
             switch outcome {
-            case .success(200):
+            case .success where passesBody:
                 return
             case .success(let status) where (300..<400).contains(status):
                 guard let location = head.flatMap({ Self.header("Location", in: $0.headers) }) else {
@@ -166,21 +204,29 @@ public final class UpstreamRegistry: Sendable {
                 try authenticate(head?.headers ?? [], repository: repository)
                 hasAuthenticated = true
             case .success(let status):
-                if status >= 500, attempt < Self.attempts - 1 {
-                    backoff(attempt)
+                if status >= 500, retries < Self.attempts - 1 {
+                    backoff(retries)
+                    retries += 1
                     continue
                 }
                 throw UpstreamError(
                     .status(status, retryAfter: head.flatMap { Self.header("Retry-After", in: $0.headers) }),
                     upstream: configuration.name)
-            case .failure(let error):
-                // Bytes already handed on cannot be taken back, so only a transfer that never started is retried.
-                if !started, attempt < Self.attempts - 1 {
-                    backoff(attempt)
-                    continue
+            case .failure(let error) where started:
+                guard !callerStopped, resumes < Self.resumes else {
+                    throw UpstreamError(.unreachable("\(error)"), upstream: configuration.name)
                 }
-                throw started
-                    ? UpstreamError(.unreachable("\(error)"), upstream: configuration.name) : markUnreachable(error)
+                logger.warning(
+                    "blob transfer broke; resuming", ["digest": digest.description, "offset": String(delivered)])
+                backoff(resumes)
+                resumes += 1
+                // From the registry again: a redirect target may have been what failed.
+                url = blobURL
+                sendsAuthorization = true
+            case .failure(let error):
+                guard retries < Self.attempts - 1 else { throw markUnreachable(error) }
+                backoff(retries)
+                retries += 1
             }
         }
         throw UpstreamError(.invalidResponse("too many redirects"), upstream: configuration.name)

@@ -51,6 +51,19 @@ import Upstream
         #expect(isCached)
     }
 
+    @Test func aTransferThatBreaksIsResumedWhereItBroke() throws {
+        faulty.fault.withLock { $0 = .dieHalfWayOnce }
+        #expect(pullSucceeds())
+        #expect(isCached)
+        let ranges = faulty.blobRanges.withLock { $0 }
+        try #require(ranges.count == 2)
+        #expect(ranges[0] == nil)
+        // What arrived before the break, which is at most the half the upstream sent.
+        let start = try #require(ranges[1].flatMap { Int($0.dropFirst("bytes=".count).dropLast()) })
+        #expect(start > 0 && start <= image.layer.count / 2)
+        #expect(ranges[1] == "bytes=\(start)-")
+    }
+
     @Test func wrongBytesAreNeverServedWholeNorCached() throws {
         faulty.fault.withLock { $0 = .wrongBytes }
         let response = try? client.send("GET", "/v2/flaky/blobs/\(image.layerDigest)")

@@ -124,8 +124,10 @@ final class BlobHostHandler: HTTPHandler {
 final class FaultyUpstream: HTTPHandler {
     enum Fault: Sendable {
         case none
-        /// Send half the blob, then close the connection.
+        /// Send half the blob, or of the asked range, then close the connection.
         case dieHalfWay
+        /// Die half-way once, then serve as asked.
+        case dieHalfWayOnce
         /// Send the promised length with one byte changed.
         case wrongBytes
         /// Answer with this status and `Retry-After`.
@@ -137,6 +139,8 @@ final class FaultyUpstream: HTTPHandler {
     let inner: any HTTPHandler
     let fault = Mutex<Fault>(.none)
     let blobRequests = Mutex<Int>(0)
+    /// The `Range` header of each blob GET, in order; nil for none.
+    let blobRanges = Mutex<[String?]>([])
 
     init(_ inner: any HTTPHandler) {
         self.inner = inner
@@ -146,7 +150,10 @@ final class FaultyUpstream: HTTPHandler {
         let current = fault.withLock { $0 }
         let isBlob = request.method == "GET" && request.path.contains("/blobs/sha256:")
         let isManifest = request.path.contains("/manifests/")
-        if isBlob { blobRequests.withLock { $0 += 1 } }
+        if isBlob {
+            blobRequests.withLock { $0 += 1 }
+            blobRanges.withLock { $0.append(request.header("Range")) }
+        }
         switch current {
         case .status(let status, let retryAfter) where isBlob || isManifest:
             var error = RegistryError(
@@ -155,8 +162,8 @@ final class FaultyUpstream: HTTPHandler {
             .response()
             error.addHeader("Docker-Distribution-API-Version", "registry/2.0")
             return .respond(error)
-        case .dieHalfWay, .wrongBytes, .held:
-            guard isBlob, case .respond(let response) = inner.begin(request), response.status == 200,
+        case .dieHalfWay, .dieHalfWayOnce, .wrongBytes, .held:
+            guard isBlob, case .respond(let response) = inner.begin(request), [200, 206].contains(response.status),
                 case .file(let descriptor, let offset, let length) = response.body
             else { return inner.begin(request) }
             let content = FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
@@ -165,6 +172,9 @@ final class FaultyUpstream: HTTPHandler {
             let source: FaultySource
             switch current {
             case .dieHalfWay: source = FaultySource(bytes: bytes, stopAt: bytes.count / 2, gate: nil)
+            case .dieHalfWayOnce:
+                fault.withLock { $0 = .none }
+                source = FaultySource(bytes: bytes, stopAt: bytes.count / 2, gate: nil)
             case .wrongBytes:
                 bytes[bytes.count / 3] ^= 0xff
                 source = FaultySource(bytes: bytes, stopAt: nil, gate: nil)
@@ -172,7 +182,8 @@ final class FaultyUpstream: HTTPHandler {
             default: return inner.begin(request)
             }
             return .respond(
-                HTTPResponse(status: 200, headers: response.headers, body: .stream(length: length, source: source)))
+                HTTPResponse(
+                    status: response.status, headers: response.headers, body: .stream(length: length, source: source)))
         default:
             return inner.begin(request)
         }
