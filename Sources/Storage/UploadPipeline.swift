@@ -33,7 +33,7 @@ final class UploadPipeline: @unchecked Sendable {
     /// Where in a new buffer the next byte goes, so that its address lines up as the writer asks.
     private var start: Int
     private var writeError: (any Error)?
-    /// How many bytes the writer has stored, counting from `writtenBase`; touched only on the write queue.
+    /// How many bytes the writer has stored, starting from `alreadyWritten`; touched only on the write queue.
     private var written: Int64
     private let onWritten: (@Sendable (Int64) -> Void)?
 
