@@ -130,7 +130,7 @@ import Upstream
         pair = nil
     }
 
-    @Test func tokenUpstreamAndNoAuthorizationAcrossRedirects() throws {
+    @Test func tokenUpstreamAndNoAuthorizationAcrossRedirectsOrResumes() throws {
         let blobHost = try BlobHost()
         // The token realm must name the upstream's own port, so the port is chosen before the server starts.
         let port = try ServerProcess.freePort()
@@ -161,8 +161,19 @@ import Upstream
         #expect(blob.status == 200)
         #expect(blob.body == image.layer)
         #expect(blobHost.requests() >= 1)
-        #expect(blobHost.authorizationHeaders().isEmpty, "\(blobHost.authorizationHeaders())")
         // The proxy went through the Bearer challenge: it asked the realm for a token.
         #expect(counter.count("GET", "/auth/token") >= 1)
+
+        // A transfer from the blob host that breaks resumes through the registry, which redirects again; the
+        // host ignores the Range and sends the whole blob, of which the proxy passes on only the rest.
+        let second = try PushedImage.push(to: upstream.base, name: "private/app", tag: "v2", headers: pusher)
+        blobHost.serve(second.layer)
+        blobHost.breakNextTransfer()
+        let before = blobHost.requests()
+        let resumed = try client.send("GET", "/v2/private/app/blobs/\(second.layerDigest)")
+        #expect(resumed.status == 200)
+        #expect(resumed.body == second.layer)
+        #expect(blobHost.requests() == before + 2)
+        #expect(blobHost.authorizationHeaders().isEmpty, "\(blobHost.authorizationHeaders())")
     }
 }

@@ -79,7 +79,7 @@ final class RedirectingHandler: HTTPHandler {
     func begin(_ request: HTTPRequest) -> HTTPExchange {
         if request.method == "GET", request.path.contains("/blobs/sha256:"), request.header("Authorization") != nil {
             let exchange = inner.begin(request)
-            guard case .respond(let response) = exchange, response.status == 200 else { return exchange }
+            guard case .respond(let response) = exchange, [200, 206].contains(response.status) else { return exchange }
             return .respond(HTTPResponse(status: 307, headers: [("Location", blobHost.base + "/content")]))
         }
         return inner.begin(request)
@@ -102,21 +102,26 @@ final class BlobHost: Sendable {
     var base: String { "http://127.0.0.1:\(server.port)" }
 
     func serve(_ content: [UInt8]) { handler.state.withLock { $0.content = content } }
+    /// Makes the next transfer stop half-way; later ones are whole. Like many blob hosts, it ignores `Range`.
+    func breakNextTransfer() { handler.state.withLock { $0.breaksNext = true } }
     func requests() -> Int { handler.state.withLock { $0.requests } }
     func authorizationHeaders() -> [String] { handler.state.withLock { $0.seen } }
 }
 
 final class BlobHostHandler: HTTPHandler {
-    let state = Mutex<(content: [UInt8], seen: [String], requests: Int)>(([], [], 0))
+    let state = Mutex<(content: [UInt8], seen: [String], requests: Int, breaksNext: Bool)>(([], [], 0, false))
 
     func begin(_ request: HTTPRequest) -> HTTPExchange {
         let authorization = request.header("Authorization")
-        let content = state.withLock { state in
+        let (content, breaks) = state.withLock { state in
             state.requests += 1
             if let authorization { state.seen.append(authorization) }
-            return state.content
+            defer { state.breaksNext = false }
+            return (state.content, state.breaksNext)
         }
-        return .respond(HTTPResponse(status: 200, body: .bytes(content)))
+        guard breaks else { return .respond(HTTPResponse(status: 200, body: .bytes(content))) }
+        let half = FaultySource(bytes: content, stopAt: content.count / 2, gate: nil)
+        return .respond(HTTPResponse(status: 200, body: .stream(length: Int64(content.count), source: half)))
     }
 }
 
