@@ -127,7 +127,12 @@ public final class Registry: HTTPHandler {
             case .notFound: registryError = RegistryError(.unsupported, "no such endpoint", status: 404)
             case .nameInvalid:
                 registryError = RegistryError(.nameInvalid, "repository names match [a-z0-9]+ joined by . _ __ - and /")
-            case .tagInvalid: registryError = RegistryError(.tagInvalid, "tags match [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}")
+            case .tagInvalid where request.method == "PUT":
+                registryError = RegistryError(.tagInvalid, "tags match [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}")
+            case .tagInvalid:
+                // No manifest can be stored under such a reference, so reading one finds nothing: a 404, as the
+                // spec's conformance suite requires.
+                registryError = RegistryError(.manifestUnknown, "tags match [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}")
             case .digestInvalid:
                 registryError = RegistryError(.digestInvalid, "digests are sha256:<64 hex> or sha512:<128 hex>")
             case .uploadUnknown: registryError = RegistryError(.blobUploadUnknown)

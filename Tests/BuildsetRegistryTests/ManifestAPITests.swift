@@ -85,6 +85,12 @@ import Testing
 
         let badTag = try client.pushManifest(valid, to: "checks", reference: "-bad")
         #expect(errorCode(badTag) == "TAG_INVALID")
+        // Reading a reference no manifest can have is a plain miss.
+        for method in ["GET", "HEAD", "DELETE"] {
+            let missing = try client.send(method, "/v2/checks/manifests/.INVALID_MANIFEST_NAME")
+            #expect(missing.status == 404, "\(method)")
+            if method != "HEAD" { #expect(errorCode(missing) == "MANIFEST_UNKNOWN") }
+        }
 
         let byDigest = try client.pushManifest(valid, to: "checks", reference: Digest.sha256(of: valid).description)
         #expect(byDigest.status == 201)
