@@ -324,8 +324,9 @@ final class FileSegmentWriter: SegmentWriter {
 
     func write(_ bytes: UnsafeRawBufferPointer) throws {
         var rest = bytes
-        if direct >= 0, let base = bytes.baseAddress, Int(bitPattern: base) % Self.block == alignment.phase {
-            let head = min(rest.count, (Self.block - alignment.phase) % Self.block)
+        let phase = Int(offset % Int64(Self.block))
+        if direct >= 0, let base = bytes.baseAddress, Int(bitPattern: base) % Self.block == phase {
+            let head = min(rest.count, (Self.block - phase) % Self.block)
             try writeBuffered(UnsafeRawBufferPointer(rebasing: rest[..<head]))
             let blocks = (rest.count - head) / Self.block * Self.block
             try writeDirect(UnsafeRawBufferPointer(rebasing: rest[head..<(head + blocks)]))

@@ -143,7 +143,6 @@ public final class UpstreamRegistry: Sendable {
             if delivered > 0 { headers["Range"] = "bytes=\(delivered)-" }
             var head: (status: Int, headers: [(name: String, value: String)])?
             var passesBody = false
-            var resumedElsewhere = false
             var callerStopped = false
             var alreadyDelivered: Int64 = 0
             var errorBody: [UInt8] = []
@@ -157,7 +156,6 @@ public final class UpstreamRegistry: Sendable {
                                 // A resumed transfer must go on exactly where the last one broke.
                                 let range = Self.header("Content-Range", in: responseHeaders)
                                 passesBody = range?.hasPrefix("bytes \(delivered)-") == true
-                                resumedElsewhere = !passesBody
                                 return passesBody
                             }
                             guard status == 200 else { return true }
@@ -187,7 +185,7 @@ public final class UpstreamRegistry: Sendable {
                 }
             }
             if case .success = outcome { unreachableSince.store(0, ordering: .relaxed) }
-            if resumedElsewhere {
+            if started, head?.status == 206, !passesBody {
                 throw UpstreamError(
                     .invalidResponse("a resumed transfer did not start at \(delivered)"), upstream: configuration.name)
             }

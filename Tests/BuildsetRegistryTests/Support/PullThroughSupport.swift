@@ -116,8 +116,9 @@ final class BlobHostHandler: HTTPHandler {
         let (content, breaks) = state.withLock { state in
             state.requests += 1
             if let authorization { state.seen.append(authorization) }
-            defer { state.breaksNext = false }
-            return (state.content, state.breaksNext)
+            let breaks = state.breaksNext
+            state.breaksNext = false
+            return (state.content, breaks)
         }
         guard breaks else { return .respond(HTTPResponse(status: 200, body: .bytes(content))) }
         let half = FaultySource(bytes: content, stopAt: content.count / 2, gate: nil)
